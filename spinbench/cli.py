@@ -1,0 +1,22 @@
+"""The ``spinbench`` command line: one click group, a subcommand per verb."""
+
+from __future__ import annotations
+
+import click
+
+from . import __version__
+from .commands.exact import exact_command
+from .commands.listing import list_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spinbench")
+def main() -> None:
+    """Benchmark samplers and generators of classical spin models against exact solutions."""
+
+
+main.add_command(list_command)
+main.add_command(exact_command)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

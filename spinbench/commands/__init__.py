@@ -1,0 +1,1 @@
+"""Subcommands of the ``spinbench`` command line, one module per verb."""

@@ -1,0 +1,103 @@
+"""Options and output helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+import numpy as np
+
+from ..models.base import AbstractModel, ModelError
+from ..registry import RegistryError, get_model
+from ..temperatures import parse_temps
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMATS = ("table", "json", "csv")
+
+
+def format_option(choices: Sequence[str] = FORMATS) -> Callable[[F], F]:
+    """``--format`` with the given choices, ``table`` by default."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(list(choices)),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def temps_option(required: bool = True) -> Callable[[F], F]:
+    """``--temps`` as a comma list ``1.0,2.5`` or a range ``start:stop:count``."""
+    return click.option(
+        "--temps",
+        required=required,
+        callback=_parse_temps_callback,
+        help="Temperatures: a comma list '1.0,2.5' or a range 'start:stop:count' (inclusive).",
+    )
+
+
+def _parse_temps_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_temps(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from error
+
+
+def build_model(name: str, size: str, boundary: str | None, J: float = 1.0) -> AbstractModel:
+    """Resolve a model by name and build it, turning user errors into click errors."""
+    try:
+        cls = get_model(name)
+        return cls.from_size(size, boundary=boundary, J=J)  # type: ignore[attr-defined, no-any-return]
+    except (RegistryError, ModelError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def clean(value: Any) -> Any:
+    """A JSON-friendly plain value; non-finite floats become None (never a fake number)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def emit(records: list[dict[str, Any]], output_format: str, columns: Sequence[str]) -> None:
+    """Print records as an aligned table, JSON (a list of flat records) or CSV."""
+    rows = [{c: clean(r.get(c)) for c in columns} for r in records]
+    if output_format == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        click.echo(render_table(rows, columns))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def render_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as a plain aligned text table."""
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)

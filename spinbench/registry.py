@@ -1,0 +1,283 @@
+"""The plugin registry: one path for built-ins and third-party plugins.
+
+Plugins are found through the ``spinbench`` entry-point group (spinbench's own built-ins are
+registered there too, from its ``pyproject.toml``). A plugin that fails to import, whose hook
+raises, or that returns something that is not a proper subclass is reported with a warning
+naming it, and everything else keeps working. Two plugins that register the same name make that
+name an error naming both; the other names keep working.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pluggy
+
+from . import hookspecs
+
+Kind = Literal["models", "samplers", "generators"]
+KINDS: tuple[Kind, ...] = ("models", "samplers", "generators")
+ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+DISABLE_AUTOLOAD_ENV = "SPINBENCH_DISABLE_PLUGIN_AUTOLOAD"
+BUILTIN_PLUGIN = "spinbench.builtin"
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded or broke the contract; it was skipped."""
+
+
+class RegistryError(LookupError):
+    """A name could not be resolved to exactly one registered class."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered class and where it came from."""
+
+    kind: Kind
+    name: str
+    cls: type
+    plugin: str
+    distribution: str
+
+
+@dataclass
+class Registry:
+    """Registered models, samplers and generators, by kind and name."""
+
+    entries: dict[Kind, dict[str, Entry]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    conflicts: dict[tuple[Kind, str], list[Entry]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def names(self, kind: Kind) -> list[str]:
+        """Sorted names of one kind, excluding names claimed by two plugins."""
+        return sorted(self.entries[kind])
+
+    def get(self, kind: Kind, name: str) -> type:
+        """Return the class registered as ``name``; a clear error if unknown or ambiguous."""
+        return self.entry(kind, name).cls
+
+    def entry(self, kind: Kind, name: str) -> Entry:
+        """Return the :class:`Entry` for ``name`` (see :meth:`get`)."""
+        if kind not in self.entries:
+            raise RegistryError(f"unknown kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+        key = name.lower()
+        if (kind, key) in self.conflicts:
+            who = " and ".join(
+                f"plugin {e.plugin!r} ({e.distribution})" for e in self.conflicts[kind, key]
+            )
+            raise RegistryError(f"{kind[:-1]} name {name!r} is registered twice: by {who}")
+        if key in self.entries[kind]:
+            return self.entries[kind][key]
+        valid = self.names(kind)
+        message = f"unknown {kind[:-1]} {name!r}; valid names: {', '.join(valid) or '(none)'}"
+        close = difflib.get_close_matches(key, valid, n=1)
+        if close:
+            message += f". Did you mean {close[0]!r}?"
+        raise RegistryError(message)
+
+    def add(self, entry: Entry) -> None:
+        """Add one entry, turning a second claim on a name into a recorded conflict."""
+        key = (entry.kind, entry.name)
+        if key in self.conflicts:
+            self.conflicts[key].append(entry)
+            return
+        previous = self.entries[entry.kind].pop(entry.name, None)
+        if previous is None:
+            self.entries[entry.kind][entry.name] = entry
+            return
+        self.conflicts[key] = [previous, entry]
+        self._problem(
+            f"{entry.kind[:-1]} name {entry.name!r} is registered by both plugin "
+            f"{previous.plugin!r} ({previous.distribution}) and plugin {entry.plugin!r} "
+            f"({entry.distribution}); it cannot be used until one is removed"
+        )
+
+    def _problem(self, message: str) -> None:
+        self.problems.append(message)
+        warnings.warn(message, PluginWarning, stacklevel=3)
+
+
+def _base_for(kind: Kind) -> type:
+    if kind == "models":
+        from .models.base import AbstractModel
+
+        return AbstractModel
+    if kind == "samplers":
+        from .samplers.base import AbstractSampler
+
+        return AbstractSampler
+    from .generators.base import AbstractGenerator
+
+    return AbstractGenerator
+
+
+def _contract_problem(kind: Kind, cls: Any) -> str | None:
+    """Why ``cls`` cannot be registered as ``kind``, or None if it can."""
+    base = _base_for(kind)
+    if not isinstance(cls, type) or not issubclass(cls, base):
+        return f"returned {cls!r}, which is not a subclass of {base.__name__}"
+    if getattr(cls, "__abstractmethods__", None):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        return f"returned {cls.__name__}, which does not implement {missing}"
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name or name != name.lower() or name.strip() != name:
+        return f"returned {cls.__name__} with name {name!r}; a non-empty lowercase str is required"
+    return None
+
+
+def _make_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _distribution_name(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.name if dist is not None else "unknown"
+
+
+def load_registry(extra_plugins: Iterable[tuple[str, object]] = ()) -> Registry:
+    """Build a registry from the entry-point group, plus ``extra_plugins`` (name, object).
+
+    Third-party entry points are skipped when ``SPINBENCH_DISABLE_PLUGIN_AUTOLOAD`` is set to
+    a non-empty value other than ``0``.
+    """
+    registry = Registry()
+    pm = _make_plugin_manager()
+    plugins: list[tuple[str, str, object]] = []  # (plugin name, distribution, module)
+    autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "") in ("", "0")
+    seen_builtin = False
+    for ep in _entry_points():
+        dist = _distribution_name(ep)
+        is_builtin = ep.value == BUILTIN_PLUGIN
+        if not is_builtin and not autoload:
+            continue
+        if is_builtin:
+            if seen_builtin:
+                continue
+            seen_builtin = True
+        try:
+            module = ep.load()
+        except Exception as error:  # any failure of third-party code must not break spinbench
+            registry._problem(
+                f"plugin {ep.name!r} ({dist}) failed to import and was skipped: "
+                f"{type(error).__name__}: {error}"
+            )
+            continue
+        plugins.append((ep.name, dist, module))
+    if not seen_builtin:  # running from a source tree that was never installed
+        plugins.insert(0, ("builtin", "spinbench", importlib.import_module(BUILTIN_PLUGIN)))
+    plugins.extend((name, "(registered in code)", obj) for name, obj in extra_plugins)
+
+    for plugin_name, dist, module in plugins:
+        try:
+            pm.register(module, name=f"{dist}:{plugin_name}")
+        except Exception as error:
+            registry._problem(
+                f"plugin {plugin_name!r} ({dist}) is invalid and was skipped: {error}"
+            )
+            continue
+        unknown = _unknown_hooks(module)
+        if unknown:
+            registry._problem(
+                f"plugin {plugin_name!r} ({dist}) defines unknown hook(s) {', '.join(unknown)}; "
+                f"valid hooks: {', '.join(_hook_names())}"
+            )
+        for kind in KINDS:
+            _collect(registry, kind, module, plugin_name, dist)
+    return registry
+
+
+def _hook_names() -> list[str]:
+    return [f"spinbench_register_{kind}" for kind in KINDS]
+
+
+def _unknown_hooks(module: object) -> list[str]:
+    names = [n for n in dir(module) if n.startswith("spinbench_")]
+    return [n for n in names if n not in _hook_names()]
+
+
+def _collect(registry: Registry, kind: Kind, module: object, plugin: str, dist: str) -> None:
+    hook = getattr(module, f"spinbench_register_{kind}", None)
+    if hook is None:
+        return
+    try:
+        classes = list(hook())
+    except Exception as error:
+        registry._problem(
+            f"plugin {plugin!r} ({dist}): spinbench_register_{kind}() raised "
+            f"{type(error).__name__}: {error}; its {kind} were skipped"
+        )
+        return
+    for cls in classes:
+        problem = _contract_problem(kind, cls)
+        if problem is not None:
+            registry._problem(f"plugin {plugin!r} ({dist}) {problem}; skipped")
+            continue
+        registry.add(Entry(kind, cls.name, cls, plugin, dist))
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry(*, reload: bool = False) -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _REGISTRY
+    if _REGISTRY is None or reload:
+        _REGISTRY = load_registry()
+    return _REGISTRY
+
+
+def get_model(name: str) -> type:
+    """The model class registered as ``name``."""
+    return get_registry().get("models", name)
+
+
+def get_sampler(name: str) -> type:
+    """The sampler class registered as ``name``."""
+    return get_registry().get("samplers", name)
+
+
+def get_generator(name: str) -> type:
+    """The generator class registered as ``name``."""
+    return get_registry().get("generators", name)
+
+
+def get_method(name: str) -> Entry:
+    """A sampler or generator by name (methods share one namespace in grids)."""
+    registry = get_registry()
+    for kind in ("samplers", "generators"):
+        if name.lower() in registry.entries[kind]:  # type: ignore[index]
+            return registry.entry(kind, name)  # type: ignore[arg-type]
+    valid = registry.names("samplers") + registry.names("generators")
+    message = f"unknown method {name!r}; valid names: {', '.join(sorted(valid))}"
+    close = difflib.get_close_matches(name.lower(), valid, n=1)
+    if close:
+        message += f". Did you mean {close[0]!r}?"
+    raise RegistryError(message)
+
+
+__all__ = [
+    "Entry",
+    "PluginWarning",
+    "Registry",
+    "RegistryError",
+    "get_generator",
+    "get_method",
+    "get_model",
+    "get_registry",
+    "get_sampler",
+    "load_registry",
+]
