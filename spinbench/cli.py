@@ -7,6 +7,7 @@ import click
 from . import __version__
 from .commands.exact import exact_command
 from .commands.listing import list_command
+from .commands.run import report_command, run_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,6 +18,8 @@ def main() -> None:
 
 main.add_command(list_command)
 main.add_command(exact_command)
+main.add_command(run_command)
+main.add_command(report_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

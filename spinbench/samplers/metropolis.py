@@ -1,0 +1,422 @@
+"""Metropolis sampling of any model that gives its local energy change.
+
+The sampler is an immutable configuration (:class:`Metropolis`); the chains' state
+(configurations, one key per chain, acceptance counters) is a separate pytree
+(:class:`MetropolisState`) advanced functionally. One jitted program runs every temperature and
+chain: ``jax.vmap`` over temperatures and chains, ``lax.scan``/``fori_loop`` over sweeps. Two
+update schemes:
+
+* ``"random-site"`` (the paper's procedure, the default): each step picks a uniformly random
+  site, proposes a new spin with ``model.propose`` and accepts with probability
+  ``min(1, exp(-dE/T))`` using ``model.site_delta_energy``; a sweep is ``n_sites`` steps.
+* ``"checkerboard"``: for each colour of ``model.colouring()`` in turn, every site of that colour
+  is updated at once (its neighbours have other colours, so the updates are independent); a
+  sweep is one pass over all colours, ``n_sites`` attempted updates. The fast path on GPUs.
+
+Both accept when ``log(u) < -dE/T`` with ``u`` uniform in [0, 1): the min(1, exp) rule without
+overflow. The key of each chain is split once per sweep, so the samples do not depend on how
+the sweeps are divided into jitted chunks (for the progress bar).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import sys
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jaxtyping import Array, Float, Int, PRNGKeyArray, Shaped
+
+from ..models.base import AbstractModel
+from ..provenance import provenance
+from ..samples import Samples
+from .base import AbstractSampler
+
+UPDATES = ("random-site", "checkerboard")
+
+#: The measured sweeps are run in about this many jitted chunks (one progress-bar step each).
+TARGET_CHUNKS = 20
+
+
+def _as_int(value: Any) -> Any:
+    """Integral values (also numpy ints) as ``int``; anything else is left for validation."""
+    if isinstance(value, bool):
+        return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
+
+
+def _as_width(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+class MetropolisState(eqx.Module):
+    """The chains of one run: configurations, one key per chain, accepted-update counters.
+
+    ``accepted`` counts accepted single-site updates since the counters were last reset
+    (int32: :meth:`Metropolis.sample` resets them after every chunk).
+    """
+
+    spins: Shaped[Array, "temps chains *lattice"]
+    key: PRNGKeyArray  # shape (temps, chains)
+    accepted: Int[Array, "temps chains"]
+
+
+class Metropolis(AbstractSampler):
+    """Single-spin Metropolis over a temperature grid, vectorised over temperatures and chains.
+
+    The defaults are the paper's protocol: 20 chains per temperature from random starts,
+    2000 warm-up sweeps, then 10,000 sweeps with a measurement every 20, i.e. 10,000
+    configurations per temperature. A run makes ``sweeps // every`` measurements, one after
+    every ``every`` sweeps (trailing sweeps that would end in no measurement are not run).
+    ``width`` bounds the move of a continuous spin, ``theta + U(-width, width)``; None draws a
+    new uniform angle (discrete spins ignore it).
+    """
+
+    name: ClassVar[str] = "metropolis"
+
+    chains: int = eqx.field(static=True, default=20, converter=_as_int)
+    warmup: int = eqx.field(static=True, default=2000, converter=_as_int)
+    sweeps: int = eqx.field(static=True, default=10000, converter=_as_int)
+    every: int = eqx.field(static=True, default=20, converter=_as_int)
+    update: str = eqx.field(static=True, default="random-site")
+    width: float | None = eqx.field(static=True, default=None, converter=_as_width)
+
+    def __check_init__(self) -> None:
+        for option in ("chains", "sweeps", "every"):
+            value = getattr(self, option)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{option} must be a positive integer, got {value!r}")
+        if not isinstance(self.warmup, int) or isinstance(self.warmup, bool) or self.warmup < 0:
+            raise ValueError(f"warmup must be a non-negative integer, got {self.warmup!r}")
+        if self.every > self.sweeps:
+            raise ValueError(
+                f"every={self.every} is larger than sweeps={self.sweeps}: no configuration "
+                f"would be measured; give sweeps >= every"
+            )
+        if self.update not in UPDATES:
+            raise ValueError(
+                f"update {self.update!r} is not known; choose one of: {', '.join(UPDATES)}"
+            )
+        if self.width is not None and (
+            not isinstance(self.width, float) or not math.isfinite(self.width) or self.width <= 0
+        ):
+            raise ValueError(f"width must be a positive number or None, got {self.width!r}")
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def n_samples(self) -> int:
+        """Configurations per chain: ``sweeps // every``."""
+        return self.sweeps // self.every
+
+    def supports(self, model: AbstractModel) -> str | None:
+        if self.update == "checkerboard":
+            colours = np.asarray(model.colouring()).reshape(-1)
+            table = model.neighbours()
+            clash = (table >= 0) & (colours[np.where(table >= 0, table, 0)] == colours[:, None])
+            clash &= table != np.arange(model.n_sites)[:, None]
+            if clash.any():
+                return f"{model.name}'s colouring() puts neighbouring sites in one colour"
+        return None
+
+    # ------------------------------------------------------------------ public entry points
+    def init_state(
+        self, model: AbstractModel, temps: Float[Array, " temps"] | np.ndarray, *, key: PRNGKeyArray
+    ) -> MetropolisState:
+        """Uniformly random configurations and independent keys for ``chains`` chains per T."""
+        n_temps = int(np.shape(temps)[0])
+        init_key, chain_key = jax.random.split(key)
+        keys = jax.random.split(chain_key, n_temps * self.chains)
+        keys = keys.reshape((n_temps, self.chains, *keys.shape[1:]))
+        spins = model.random_states((n_temps, self.chains), key=init_key)
+        return MetropolisState(spins, keys, jnp.zeros((n_temps, self.chains), jnp.int32))
+
+    def advance(
+        self,
+        model: AbstractModel,
+        temps: Float[Array, " temps"] | np.ndarray,
+        state: MetropolisState,
+        n_sweeps: int,
+    ) -> MetropolisState:
+        """Run ``n_sweeps`` sweeps of every chain without measuring (warm-up, benchmarks).
+
+        The sweep count is traced, so any count reuses one compiled program.
+        """
+        return _advance(self, model, jnp.asarray(temps, jnp.float32), state, jnp.int32(n_sweeps))
+
+    def measure_chunk(
+        self,
+        model: AbstractModel,
+        temps: Float[Array, " temps"] | np.ndarray,
+        state: MetropolisState,
+        n_samples: int,
+    ) -> tuple[MetropolisState, Shaped[Array, "temps chains samples *lattice"]]:
+        """Make ``n_samples`` measurements, each after ``every`` sweeps; return the states."""
+        return _measure(self, model, jnp.asarray(temps, jnp.float32), state, int(n_samples))
+
+    def sample(
+        self,
+        model: AbstractModel,
+        temps: np.ndarray,
+        *,
+        key: PRNGKeyArray,
+        progress: bool | None = None,
+        seed: int | None = None,
+    ) -> Samples:
+        """Sample ``model`` at every temperature; states ``(temps, chains, sweeps//every, *lattice)``.
+
+        ``progress``: True shows a bar on stderr, False hides it, None shows it on a terminal.
+        ``seed`` is only recorded (the randomness comes from ``key``).
+        """
+        temps = _check_temps(temps)
+        problem = self.supports(model)
+        if problem is not None:
+            raise ValueError(f"metropolis cannot sample {model.name}: {problem}")
+        states, acceptance = self._run(model, temps, key=key, progress=progress)
+        settings = self.settings()
+        return Samples(
+            states=states,
+            temps=temps,
+            model=model.describe(),
+            method=self.name,
+            settings=settings,
+            seed=seed,
+            info={"acceptance": acceptance},
+            provenance=provenance(seed=seed, settings=settings),
+        )
+
+    # ------------------------------------------------------------------ the run
+    def _run(
+        self,
+        model: AbstractModel,
+        temps: np.ndarray,
+        *,
+        key: PRNGKeyArray,
+        progress: bool | None = None,
+        chunk: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Warm up, then measure in jitted chunks of ``chunk`` measurements (default: about
+        :data:`TARGET_CHUNKS` equal chunks). Returns states (numpy) and acceptance rates.
+
+        Only the measured configurations are kept, on the host; the chunking changes neither.
+        """
+        from tqdm.auto import tqdm
+
+        n_samples = self.n_samples
+        chunk = _chunk_size(n_samples) if chunk is None else int(chunk)
+        chunk_sweeps = chunk * self.every
+        disable = (not sys.stderr.isatty()) if progress is None else not progress
+        states = np.empty(
+            (len(temps), self.chains, n_samples, *model.shape), dtype=np.dtype(model.dtype)
+        )
+        accepted = np.zeros((len(temps), self.chains), np.float64)
+        jtemps = jnp.asarray(temps, jnp.float32)
+        state = self.init_state(model, jtemps, key=key)
+        with tqdm(
+            total=self.warmup + n_samples * self.every,
+            unit="sweep",
+            desc=f"{self.name} {model.name} {model.size}",
+            disable=disable,
+            file=sys.stderr,
+            leave=False,
+        ) as bar:
+            done = 0
+            while done < self.warmup:
+                step = min(chunk_sweeps, self.warmup - done)
+                state = self.advance(model, jtemps, state, step)
+                state.spins.block_until_ready()
+                done += step
+                bar.update(step)
+            state = _reset_counters(state)
+            start = 0
+            while start < n_samples:
+                count = min(chunk, n_samples - start)
+                state, measured = self.measure_chunk(model, jtemps, state, count)
+                states[:, :, start : start + count] = np.asarray(measured)
+                accepted += np.asarray(state.accepted, np.float64)
+                state = _reset_counters(state)
+                start += count
+                bar.update(count * self.every)
+        acceptance = accepted / (n_samples * self.every * model.n_sites)
+        return states, acceptance
+
+    # ------------------------------------------------------------------ overridable pieces
+    def _log_acceptance(
+        self, delta_e: Float[Array, "*sites"], temp: Float[Array, ""]
+    ) -> Float[Array, "*sites"]:
+        """Log of the Metropolis acceptance ratio, ``-dE/T`` (accept when ``log u`` is below)."""
+        return -delta_e / temp
+
+    def _sweep(
+        self, model: AbstractModel, spins: Shaped[Array, "*lattice"], temp: Float[Array, ""], key
+    ) -> tuple[Shaped[Array, "*lattice"], Int[Array, ""]]:
+        """One sweep (``n_sites`` attempted updates) of one chain; returns the accepted count."""
+        if self.update == "checkerboard":
+            return self._sweep_checkerboard(model, spins, temp, key)
+        return self._sweep_random_site(model, spins, temp, key)
+
+    def _sweep_random_site(
+        self, model: AbstractModel, spins: Shaped[Array, "*lattice"], temp: Float[Array, ""], key
+    ) -> tuple[Shaped[Array, "*lattice"], Int[Array, ""]]:
+        """``n_sites`` single-site steps at uniformly random sites (the paper's procedure).
+
+        The random numbers of the whole sweep are drawn at once; the steps run in a scan.
+        """
+        n = model.n_sites
+        key_sites, key_u, key_new = jax.random.split(key, 3)
+        sites = jax.random.randint(key_sites, (n,), 0, n)
+        log_u = jnp.log1p(-jax.random.uniform(key_u, (n,)))  # log of U(0, 1]: finite
+        proposal_keys = jax.random.split(key_new, n)
+
+        def step(carry: tuple[Array, Array], x: tuple[Array, Array, Array]) -> tuple[Any, None]:
+            flat, accepted = carry
+            site, lu, proposal_key = x
+            old = flat[site]
+            new = model.propose(old, key=proposal_key, width=self.width)
+            delta = model.site_delta_energy(flat.reshape(model.shape), site, new)
+            accept = lu < self._log_acceptance(delta, temp)
+            flat = flat.at[site].set(jnp.where(accept, new, old))
+            return (flat, accepted + accept.astype(jnp.int32)), None
+
+        init = (spins.reshape(n), jnp.zeros((), jnp.int32))
+        (flat, accepted), _ = lax.scan(step, init, (sites, log_u, proposal_keys))
+        return flat.reshape(spins.shape), accepted
+
+    def _sweep_checkerboard(
+        self, model: AbstractModel, spins: Shaped[Array, "*lattice"], temp: Float[Array, ""], key
+    ) -> tuple[Shaped[Array, "*lattice"], Int[Array, ""]]:
+        """One pass over the colours of ``model.colouring()``, each colour updated at once.
+
+        Sites of one colour are changed only by their own colour's update, so one proposal and
+        one uniform per site, drawn at the start of the sweep, serve every colour.
+        """
+        colours = np.asarray(model.colouring()).reshape(spins.shape)
+        key_new, key_u = jax.random.split(key)
+        proposed = model.propose(spins, key=key_new, width=self.width)
+        log_u = jnp.log1p(-jax.random.uniform(key_u, spins.shape))
+        accepted = jnp.zeros((), jnp.int32)
+        for colour in range(int(colours.max()) + 1):  # a few colours, unrolled when traced
+            delta = model.delta_energy(spins, proposed)
+            accept = (colours == colour) & (log_u < self._log_acceptance(delta, temp))
+            spins = jnp.where(accept, proposed, spins)
+            accepted = accepted + jnp.sum(accept, dtype=jnp.int32)
+        return spins, accepted
+
+    def _advance_chain(
+        self,
+        model: AbstractModel,
+        spins: Shaped[Array, "*lattice"],
+        key: PRNGKeyArray,
+        accepted: Int[Array, ""],
+        temp: Float[Array, ""],
+        n_sweeps: Int[Array, ""] | int,
+    ) -> tuple[Array, Array, Array]:
+        """``n_sweeps`` sweeps of one chain; the key is split once per sweep."""
+
+        def body(_: Any, carry: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+            spins, key, accepted = carry
+            key, sweep_key = jax.random.split(key)
+            spins, count = self._sweep(model, spins, temp, sweep_key)
+            return spins, key, accepted + count
+
+        return lax.fori_loop(0, n_sweeps, body, (spins, key, accepted))  # type: ignore[no-any-return]
+
+
+def _check_temps(temps: Any) -> np.ndarray:
+    """Temperatures as a float64 vector, all finite and > 0 (a clear error otherwise)."""
+    from ..temperatures import check_temperatures
+
+    return np.asarray(check_temperatures(temps), np.float64)
+
+
+def _chunk_size(n_samples: int, target: int = TARGET_CHUNKS) -> int:
+    """Measurements per chunk: the largest divisor of ``n_samples`` giving >= ``target`` chunks
+    (so that every chunk has the same size and one compiled program serves them all)."""
+    limit = max(1, n_samples // target)
+    return max(d for d in range(1, limit + 1) if n_samples % d == 0)
+
+
+def _reset_counters(state: MetropolisState) -> MetropolisState:
+    return eqx.tree_at(lambda s: s.accepted, state, jnp.zeros_like(state.accepted))
+
+
+@eqx.filter_jit
+def _advance(
+    sampler: Metropolis,
+    model: AbstractModel,
+    temps: Float[Array, " temps"],
+    state: MetropolisState,
+    n_sweeps: Int[Array, ""],
+) -> MetropolisState:
+    """All chains at all temperatures, ``n_sweeps`` sweeps each, in one program."""
+
+    def chain(spins: Array, key: Array, accepted: Array, temp: Array) -> tuple[Array, ...]:
+        return sampler._advance_chain(model, spins, key, accepted, temp, n_sweeps)
+
+    over_chains = jax.vmap(chain, in_axes=(0, 0, 0, None))
+    spins, keys, accepted = jax.vmap(over_chains)(state.spins, state.key, state.accepted, temps)
+    return MetropolisState(spins, keys, accepted)
+
+
+@eqx.filter_jit
+def _measure(
+    sampler: Metropolis,
+    model: AbstractModel,
+    temps: Float[Array, " temps"],
+    state: MetropolisState,
+    n_samples: int,
+) -> tuple[MetropolisState, Shaped[Array, "temps chains samples *lattice"]]:
+    """``n_samples`` x (``every`` sweeps, then record), all chains and temperatures at once."""
+
+    def chain(spins: Array, key: Array, accepted: Array, temp: Array) -> tuple[Array, ...]:
+        def record(carry: tuple[Array, Array, Array], _: None) -> tuple[Any, Array]:
+            carry = sampler._advance_chain(model, *carry, temp, sampler.every)
+            return carry, carry[0]
+
+        (spins, key, accepted), measured = lax.scan(
+            record, (spins, key, accepted), None, length=n_samples
+        )
+        return spins, key, accepted, measured
+
+    over_chains = jax.vmap(chain, in_axes=(0, 0, 0, None))
+    spins, keys, accepted, measured = jax.vmap(over_chains)(
+        state.spins, state.key, state.accepted, temps
+    )
+    return MetropolisState(spins, keys, accepted), measured
+
+
+def benchmark_sweeps(
+    model: AbstractModel,
+    temps: np.ndarray,
+    n_sweeps: int,
+    *,
+    key: PRNGKeyArray,
+    chains: int = 20,
+    update: str = "random-site",
+    width: float | None = None,
+) -> MetropolisState:
+    """Run ``n_sweeps`` sweeps without measuring and wait for the result (throughput tests).
+
+    Call it once to compile; a second call with any ``n_sweeps`` reuses the program.
+    """
+    sampler = Metropolis(chains=chains, warmup=0, sweeps=1, every=1, update=update, width=width)
+    jtemps = jnp.asarray(temps, jnp.float32)
+    state = sampler.init_state(model, jtemps, key=key)
+    state = sampler.advance(model, jtemps, state, n_sweeps)
+    state.spins.block_until_ready()
+    return state
+
+
+__all__ = ["UPDATES", "Metropolis", "MetropolisState", "benchmark_sweeps"]

@@ -1,0 +1,90 @@
+"""Temperature grids: validation and the command line's spelling (``1.0,2.5`` or ``0.5:4.0:20``).
+
+Every exact solver and sampler takes its temperatures through :func:`check_temperatures`, so a
+zero, negative or non-finite temperature fails early with one clear message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+__all__ = ["check_temperatures", "parse_temps"]
+
+
+def check_temperatures(temps: float | Iterable[float] | np.ndarray) -> np.ndarray:
+    """Validate temperatures and return them as a 1D float64 array ``(temps,)``.
+
+    A scalar becomes a one-element grid. Raises ValueError for an empty grid, an array of more
+    than one axis, non-numbers, and any value that is not finite and > 0.
+    """
+    try:
+        values = np.asarray(temps, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"temperatures must be numbers, got {temps!r}") from error
+    if values.ndim > 1:
+        raise ValueError(f"temperatures must be a scalar or a 1D list, got shape {values.shape}")
+    values = np.atleast_1d(values)
+    if values.size == 0:
+        raise ValueError("no temperatures given: the temperature grid is empty")
+    bad = ~(np.isfinite(values) & (values > 0))
+    if np.any(bad):
+        raise ValueError(f"temperature must be finite and > 0, got {values[bad][0]!r}")
+    return values
+
+
+def parse_temps(text: str) -> np.ndarray:
+    """Parse a temperature grid: ``"1.0,2.5"``, ``"0.5:4.0:20"`` or a comma list of both.
+
+    A range ``start:stop:count`` has ``count`` evenly spaced values from ``start`` to ``stop``,
+    both included (``count`` = 1 needs ``start == stop``). Returns float64 ``(temps,)`` in the
+    order written; raises ValueError with a message saying what is wrong.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(
+            f"temperatures {text!r} are empty; give a comma list like '1.0,2.5' "
+            f"or a range start:stop:count like '0.5:4.0:20'"
+        )
+    parts: list[np.ndarray] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise ValueError(f"temperatures {text!r} have an empty item between commas")
+        parts.append(_parse_range(item) if ":" in item else np.array([_number(item, text)]))
+    return check_temperatures(np.concatenate(parts))
+
+
+def _number(item: str, text: str) -> float:
+    try:
+        return float(item)
+    except ValueError:
+        raise ValueError(f"{item!r} in temperatures {text!r} is not a number") from None
+
+
+def _parse_range(item: str) -> np.ndarray:
+    """One ``start:stop:count`` range, inclusive of both ends."""
+    fields = item.split(":")
+    if len(fields) != 3:
+        raise ValueError(
+            f"temperature range {item!r} must have three fields start:stop:count, "
+            f"e.g. '0.5:4.0:20'"
+        )
+    start, stop = _number(fields[0].strip(), item), _number(fields[1].strip(), item)
+    count_text = fields[2].strip()
+    if not count_text.isdigit() or int(count_text) < 1:
+        raise ValueError(
+            f"temperature range {item!r}: count {count_text!r} must be an integer >= 1"
+        )
+    count = int(count_text)
+    if not (math.isfinite(start) and math.isfinite(stop)):
+        raise ValueError(f"temperature range {item!r}: start and stop must be finite")
+    if start > stop:
+        raise ValueError(f"temperature range {item!r}: start {start} is above stop {stop}")
+    if count == 1 and start != stop:
+        raise ValueError(
+            f"temperature range {item!r}: a single value cannot include both ends; "
+            f"use count >= 2 or write the one temperature alone"
+        )
+    return np.linspace(start, stop, count)

@@ -1,0 +1,96 @@
+"""The command line through click's CliRunner: version, list, exact and their errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from spinbench import __version__
+from spinbench.cli import main
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_version(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_list_models_names_the_providing_distribution(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["list", "models"])
+    assert result.exit_code == 0, result.output
+    for name in ("ising1d", "ising2d", "xy1d"):
+        assert name in result.output
+    assert "spinbench" in result.output
+
+
+def test_list_json(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["list", "models", "--format", "json"])
+    records = json.loads(result.output)
+    assert {r["name"] for r in records} == {"ising1d", "ising2d", "xy1d"}
+    assert all(r["distribution"] == "spinbench" for r in records)
+
+
+def test_exact_ising2d_is_the_finite_lattice_value(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main, ["exact", "ising2d", "--size", "10", "--temps", "2.269185314", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.output)
+    energy = next(r for r in records if r["observable"] == "energy")
+    assert energy["model"] == "ising2d"
+    assert energy["size"] == "10x10"
+    assert energy["r"] is None
+    assert energy["exact"] == pytest.approx(-1.476, abs=1e-3)  # infinite lattice: -1.414
+    assert {"model", "size", "T", "observable", "r", "exact"} <= set(energy)
+
+
+def test_exact_table_and_csv(runner: CliRunner) -> None:
+    table = runner.invoke(main, ["exact", "ising1d", "--size", "6", "--temps", "0.5:2.0:4"])
+    assert table.exit_code == 0, table.output
+    assert "correlation" in table.output
+    csv = runner.invoke(
+        main, ["exact", "xy1d", "--size", "6", "--temps", "1.0", "--format", "csv"]
+    )
+    assert csv.exit_code == 0, csv.output
+    header, *rows = csv.output.strip().splitlines()
+    assert header.split(",")[:6] == ["model", "size", "boundary", "T", "observable", "r"]
+    assert len(rows) == 3 + 5  # energy, heat capacity, ln Z; correlation at r = 1..5
+
+
+def test_exact_periodic_chain(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main,
+        ["exact", "ising1d", "--size", "8", "--temps", "1,2", "--boundary", "periodic",
+         "--format", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.output)
+    assert {r["boundary"] for r in records} == {"periodic"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["exact", "ising1d", "--size", "6", "--temps", "0"], "> 0"),
+        (["exact", "ising1d", "--size", "6", "--temps", "-1,2"], "> 0"),
+        (["exact", "ising1d", "--size", "6", "--temps", "nan"], "finite"),
+        (["exact", "ising1d", "--size", "6", "--temps", "1:2"], "start:stop:count"),
+        (["exact", "ising1d", "--size", "6", "--temps", "a,b"], "TEMPS"),
+        (["exact", "ising1d", "--size", "1", "--temps", "1"], "at least 2"),
+        (["exact", "ising2d", "--size", "4x4x4", "--temps", "1"], "axes"),
+        (["exact", "isign2d", "--size", "4", "--temps", "1"], "valid names: ising1d, ising2d, xy1d"),
+        (["exact", "ising2d", "--size", "4", "--temps", "1", "--boundary", "free"], "periodic"),
+    ],
+)
+def test_bad_input_is_a_clear_error(runner: CliRunner, arguments: list[str], message: str) -> None:
+    result = runner.invoke(main, arguments)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output

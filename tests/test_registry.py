@@ -1,0 +1,137 @@
+"""The plugin registry: built-ins, third-party plugins, duplicates and broken plugins."""
+
+from __future__ import annotations
+
+import types
+import warnings
+from typing import ClassVar
+
+import pytest
+
+import spinbench
+from spinbench import registry as registry_module
+from spinbench.models import Ising1D
+from spinbench.registry import PluginWarning, RegistryError, load_registry
+
+
+class Ising1DCopy(Ising1D):
+    """A chain registered under a new name by a test plugin."""
+
+    name: ClassVar[str] = "test-chain"
+
+
+class Impostor(Ising1D):
+    """Claims a built-in's name."""
+
+    name: ClassVar[str] = "ising1d"
+
+
+def plugin(**hooks: object) -> types.SimpleNamespace:
+    """A plugin object whose hooks return the given classes."""
+    namespace = types.SimpleNamespace()
+    for kind, classes in hooks.items():
+        impl = spinbench.hookimpl(lambda classes=classes: list(classes))  # type: ignore[misc]
+        setattr(namespace, f"spinbench_register_{kind}", impl)
+    return namespace
+
+
+def test_builtins_are_registered_through_the_entry_point_group() -> None:
+    registry = load_registry()
+    assert {"ising1d", "ising2d", "xy1d"} <= set(registry.names("models"))
+    entry = registry.entry("models", "ising1d")
+    assert entry.plugin == "builtin"
+    assert entry.distribution == "spinbench"
+    assert registry.problems == []
+
+
+def test_plugin_registered_in_code_is_found() -> None:
+    registry = load_registry([("test-plugin", plugin(models=[Ising1DCopy]))])
+    assert registry.get("models", "test-chain") is Ising1DCopy
+    assert registry.entry("models", "test-chain").plugin == "test-plugin"
+
+
+def test_unknown_name_lists_valid_names_and_closest_match() -> None:
+    registry = load_registry()
+    with pytest.raises(RegistryError) as info:
+        registry.get("models", "isng2d")
+    message = str(info.value)
+    assert "ising1d, ising2d, xy1d" in message
+    assert "Did you mean 'ising2d'?" in message
+
+
+def test_duplicate_name_is_an_error_naming_both_plugins() -> None:
+    with pytest.warns(PluginWarning, match="registered by both"):
+        registry = load_registry([("impostor-plugin", plugin(models=[Impostor]))])
+    with pytest.raises(RegistryError) as info:
+        registry.get("models", "ising1d")
+    assert "'builtin'" in str(info.value)
+    assert "'impostor-plugin'" in str(info.value)
+    assert registry.get("models", "ising2d").name == "ising2d"  # the rest keeps working
+
+
+class _BrokenEntryPoint:
+    name = "broken"
+    value = "broken_plugin_module"
+    dist = types.SimpleNamespace(name="broken-dist")
+
+    def load(self) -> object:
+        raise ImportError("No module named 'broken_plugin_module'")
+
+
+def test_plugin_that_fails_to_import_is_a_warning_and_the_rest_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = registry_module._entry_points()
+    monkeypatch.setattr(registry_module, "_entry_points", lambda: [*real, _BrokenEntryPoint()])
+    with pytest.warns(PluginWarning, match=r"plugin 'broken' \(broken-dist\) failed to import"):
+        registry = load_registry()
+    assert registry.get("models", "ising2d").name == "ising2d"
+
+
+def test_autoload_can_be_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = registry_module._entry_points()
+    monkeypatch.setattr(registry_module, "_entry_points", lambda: [*real, _BrokenEntryPoint()])
+    monkeypatch.setenv("SPINBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PluginWarning)
+        registry = load_registry()  # the broken third-party plugin is never imported
+    assert "ising1d" in registry.names("models")
+
+
+def test_hook_that_raises_is_isolated() -> None:
+    def explode() -> list[type]:
+        raise RuntimeError("boom")
+
+    bad = types.SimpleNamespace(spinbench_register_models=spinbench.hookimpl(explode))
+    with pytest.warns(PluginWarning, match=r"spinbench_register_models\(\) raised RuntimeError"):
+        registry = load_registry([("exploding", bad)])
+    assert "ising1d" in registry.names("models")
+
+
+@pytest.mark.parametrize(
+    ("returned", "reason"),
+    [
+        (int, "not a subclass of AbstractModel"),
+        (spinbench.AbstractModel, "does not implement"),
+    ],
+)
+def test_classes_that_break_the_contract_are_skipped(returned: type, reason: str) -> None:
+    with pytest.warns(PluginWarning, match=reason):
+        registry = load_registry([("bad-contract", plugin(models=[returned]))])
+    assert registry.names("models") == ["ising1d", "ising2d", "xy1d"]
+
+
+def test_uppercase_name_is_rejected() -> None:
+    class Shouting(Ising1D):
+        name: ClassVar[str] = "Shouting"
+
+    with pytest.warns(PluginWarning, match="lowercase"):
+        registry = load_registry([("loud", plugin(models=[Shouting]))])
+    assert "Shouting" not in registry.names("models")
+
+
+def test_misspelled_hook_is_reported() -> None:
+    typo = types.SimpleNamespace(spinbench_register_model=lambda: [Ising1DCopy])
+    with pytest.warns(PluginWarning, match="unknown hook"):
+        quiet = load_registry([("typo", typo)])
+    assert "test-chain" not in quiet.names("models")
