@@ -183,7 +183,10 @@ def _parse_model(entry: Any, index: int, fail: Any) -> ModelSpec:
     unknown = sorted(set(entry) - _MODEL_KEYS)
     if unknown:
         raise fail(
-            unknown[0], f"unknown key; valid keys: {', '.join(sorted(_MODEL_KEYS))}", "models", index
+            unknown[0],
+            f"unknown key; valid keys: {', '.join(sorted(_MODEL_KEYS))}",
+            "models",
+            index,
         )
     for key in ("name", "size", "temps"):
         if key not in entry:

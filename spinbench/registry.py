@@ -124,8 +124,9 @@ def _contract_problem(kind: Kind, cls: Any) -> str | None:
     base = _base_for(kind)
     if not isinstance(cls, type) or not issubclass(cls, base):
         return f"returned {cls!r}, which is not a subclass of {base.__name__}"
-    if getattr(cls, "__abstractmethods__", None):
-        missing = ", ".join(sorted(cls.__abstractmethods__))
+    abstract = getattr(cls, "__abstractmethods__", None)
+    if abstract:
+        missing = ", ".join(sorted(abstract))
         return f"returned {cls.__name__}, which does not implement {missing}"
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name or name != name.lower() or name.strip() != name:
@@ -259,8 +260,8 @@ def get_method(name: str) -> Entry:
     """A sampler or generator by name (methods share one namespace in grids)."""
     registry = get_registry()
     for kind in ("samplers", "generators"):
-        if name.lower() in registry.entries[kind]:  # type: ignore[index]
-            return registry.entry(kind, name)  # type: ignore[arg-type]
+        if name.lower() in registry.entries[kind] or (kind, name.lower()) in registry.conflicts:
+            return registry.entry(kind, name)
     valid = registry.names("samplers") + registry.names("generators")
     message = f"unknown method {name!r}; valid names: {', '.join(sorted(valid))}"
     close = difflib.get_close_matches(name.lower(), valid, n=1)

@@ -160,8 +160,13 @@ def _figure2(out_folder: Path, out: Path, spec: ModelSpec, model: Any, rows: pd.
         ok = rows[(rows["method"] == method) & (rows["status"] == "ok")]
         energy = ok[ok["observable"] == "energy"].sort_values("T")
         energy_axis.errorbar(
-            energy["T"], energy["estimate"], yerr=energy["stderr"], fmt=markers[index % 8],
-            ms=4, capsize=2, label=method,
+            energy["T"],
+            energy["estimate"],
+            yerr=energy["stderr"],
+            fmt=markers[index % 8],
+            ms=4,
+            capsize=2,
+            label=method,
         )
         correlation = ok[(ok["observable"] == "correlation")]
         for r in (1, 2, 3):
@@ -169,12 +174,18 @@ def _figure2(out_folder: Path, out: Path, spec: ModelSpec, model: Any, rows: pd.
             if at_r.empty:
                 continue
             correlation_axis.errorbar(
-                at_r["T"], at_r["estimate"], yerr=at_r["stderr"], fmt=markers[index % 8],
-                ms=3, capsize=2, label=f"{method} r={r}" if index == 0 or r == 1 else None,
-                color=f"C{index}", alpha=1.0 - 0.25 * (r - 1),
+                at_r["T"],
+                at_r["estimate"],
+                yerr=at_r["stderr"],
+                fmt=markers[index % 8],
+                ms=3,
+                capsize=2,
+                label=f"{method} r={r}" if index == 0 or r == 1 else None,
+                color=f"C{index}",
+                alpha=1.0 - 0.25 * (r - 1),
             )
     if exact is not None and exact.correlation is not None and exact.distances is not None:
-        for j, r in enumerate(exact.distances[:3]):
+        for j in range(min(3, len(exact.distances))):
             correlation_axis.plot(dense, exact.correlation[:, j], "g-", lw=1)
     energy_axis.set(xlabel="T", ylabel="E / N", title=f"{model.name} {model.size}: energy")
     correlation_axis.set(xlabel="T", ylabel="<s_i s_i+r>", title="correlation, r = 1, 2, 3")
@@ -189,7 +200,11 @@ def _figure2(out_folder: Path, out: Path, spec: ModelSpec, model: Any, rows: pd.
                 continue
             energies = np.asarray(measure(model, samples.states[index : index + 1])["energy"])
             axis.hist(
-                energies.ravel(), bins=30, density=True, histtype="step", color=f"C{m_index}",
+                energies.ravel(),
+                bins=30,
+                density=True,
+                histtype="step",
+                color=f"C{m_index}",
                 label=method,
             )
         axis.set(xlabel="E / N", ylabel="density", title=f"energy histogram, T = {T_used:.3g}")
@@ -211,13 +226,15 @@ def _figure3(
 
     critical = model.critical_temperature or float(np.median(spec.temps))
     at_tc = int(np.argmin(np.abs(spec.temps - critical)))
-    above = [i for i, T in enumerate(spec.temps) if T > critical * 1.15]
+    above = [i for i, T in enumerate(spec.temps) if critical * 1.15 < T]
     columns = [at_tc] + ([above[0]] if above else [])
     methods = [m for m in dict.fromkeys(rows["method"]) if _method_samples(out, spec, m)]
     if not methods:
         return None
     figure, axes = plt.subplots(
-        len(methods), len(columns), figsize=(2.6 * len(columns), 2.6 * len(methods)),
+        len(methods),
+        len(columns),
+        figsize=(2.6 * len(columns), 2.6 * len(methods)),
         squeeze=False,
     )
     for i, method in enumerate(methods):

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from .analysis import analyse
-from .metrics import compare_energy_histograms, state_kl
 from .grid import GridSpec, MethodSpec, ModelSpec
+from .metrics import compare_energy_histograms, state_kl
 from .models.base import AbstractModel
 from .provenance import provenance
 from .registry import get_method, get_model, get_sampler
@@ -181,7 +181,7 @@ class Runner:
             start = time.perf_counter()
 
             def produce() -> Samples:
-                return sampler.sample(  # type: ignore[no-any-return]
+                return sampler.sample(
                     model, spec.temps, key=key, seed=self.spec.seed, progress=self.progress
                 )
 
@@ -283,7 +283,7 @@ class Runner:
 
     @staticmethod
     def _row(base: dict[str, Any], record: dict[str, Any], wall: float) -> dict[str, Any]:
-        row = {column: None for column in COLUMNS}
+        row: dict[str, Any] = dict.fromkeys(COLUMNS)
         row.update(base)
         row.update({k: _finite_or_none(v) for k, v in record.items() if k in COLUMNS})
         row["status"] = record.get("status", "ok")
@@ -355,7 +355,9 @@ class Runner:
         bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not self.progress)
         with bar:
             for payload in self.executor.map(self._run_and_tick(bar), todo):
-                self.log(f"cell {payload['cell']}: {payload['status']} ({payload['wall_time']:.1f} s)")
+                self.log(
+                    f"cell {payload['cell']}: {payload['status']} ({payload['wall_time']:.1f} s)"
+                )
         table = collect(self.out)
         self.write_results(table, time.perf_counter() - start)
         return table

@@ -55,9 +55,7 @@ def test_exact_table_and_csv(runner: CliRunner) -> None:
     table = runner.invoke(main, ["exact", "ising1d", "--size", "6", "--temps", "0.5:2.0:4"])
     assert table.exit_code == 0, table.output
     assert "correlation" in table.output
-    csv = runner.invoke(
-        main, ["exact", "xy1d", "--size", "6", "--temps", "1.0", "--format", "csv"]
-    )
+    csv = runner.invoke(main, ["exact", "xy1d", "--size", "6", "--temps", "1.0", "--format", "csv"])
     assert csv.exit_code == 0, csv.output
     header, *rows = csv.output.strip().splitlines()
     assert header.split(",")[:6] == ["model", "size", "boundary", "T", "observable", "r"]
@@ -67,8 +65,18 @@ def test_exact_table_and_csv(runner: CliRunner) -> None:
 def test_exact_periodic_chain(runner: CliRunner) -> None:
     result = runner.invoke(
         main,
-        ["exact", "ising1d", "--size", "8", "--temps", "1,2", "--boundary", "periodic",
-         "--format", "json"],
+        [
+            "exact",
+            "ising1d",
+            "--size",
+            "8",
+            "--temps",
+            "1,2",
+            "--boundary",
+            "periodic",
+            "--format",
+            "json",
+        ],
     )
     assert result.exit_code == 0, result.output
     records = json.loads(result.output)
@@ -85,7 +93,10 @@ def test_exact_periodic_chain(runner: CliRunner) -> None:
         (["exact", "ising1d", "--size", "6", "--temps", "a,b"], "TEMPS"),
         (["exact", "ising1d", "--size", "1", "--temps", "1"], "at least 2"),
         (["exact", "ising2d", "--size", "4x4x4", "--temps", "1"], "axes"),
-        (["exact", "isign2d", "--size", "4", "--temps", "1"], "valid names: ising1d, ising2d, xy1d"),
+        (
+            ["exact", "isign2d", "--size", "4", "--temps", "1"],
+            "valid names: ising1d, ising2d, xy1d",
+        ),
         (["exact", "ising2d", "--size", "4", "--temps", "1", "--boundary", "free"], "periodic"),
     ],
 )

@@ -121,7 +121,9 @@ def test_alternating_chain_correlation_sign() -> None:
 def test_xy_magnetization_is_the_length_of_the_mean_vector() -> None:
     model = XY1D.from_size(2)
     state = jnp.asarray([[0.0, jnp.pi / 2]], jnp.float32)
-    np.testing.assert_allclose(model.observables(state)["abs_magnetization"], np.sqrt(0.5), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.observables(state)["abs_magnetization"], np.sqrt(0.5), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,7 @@ def build_model(name: str, size: str, boundary: str | None, J: float = 1.0) -> A
     """Resolve a model by name and build it, turning user errors into click errors."""
     try:
         cls = get_model(name)
-        return cls.from_size(size, boundary=boundary, J=J)  # type: ignore[attr-defined, no-any-return]
+        return cls.from_size(size, boundary=boundary, J=J)  # type: ignore[attr-defined]
     except (RegistryError, ModelError) as error:
         raise click.ClickException(str(error)) from error
 

@@ -39,9 +39,7 @@ def resolve_grid(preset: str | None, config: Path | None) -> GridSpec:
 
 @click.command("run")
 @click.option("--preset", help="A grid shipped with spinbench (see `spinbench list presets`).")
-@click.option(
-    "--config", type=click.Path(path_type=Path, dir_okay=False), help="A grid TOML file."
-)
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="A grid TOML file.")
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),

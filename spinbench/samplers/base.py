@@ -60,7 +60,7 @@ class AbstractSampler(eqx.Module):
     @classmethod
     def from_options(cls, **options: Any) -> Self:
         """Build from keyword options (as in a grid file); unknown keys are a clear error."""
-        return build_from_options(cls, options)  # type: ignore[no-any-return]
+        return build_from_options(cls, options)
 
     def settings(self) -> dict[str, Any]:
         """The options of this instance, JSON-friendly."""
