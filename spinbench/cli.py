@@ -5,9 +5,12 @@ from __future__ import annotations
 import click
 
 from . import __version__
+from .commands.bench import bench_command
 from .commands.exact import exact_command
 from .commands.listing import list_command
 from .commands.run import report_command, run_command
+from .commands.sample import sample_command
+from .commands.train import train_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +23,9 @@ main.add_command(list_command)
 main.add_command(exact_command)
 main.add_command(run_command)
 main.add_command(report_command)
+main.add_command(sample_command)
+main.add_command(train_command)
+main.add_command(bench_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,1 @@
+"""asv benchmarks of spinbench: throughput, training, exact solutions and accuracy."""

@@ -1,0 +1,180 @@
+"""`spinbench run` end to end: table, summary, figures, resumption and failed cells."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from spinbench.cli import main
+from spinbench.runner import COLUMNS
+
+TINY = """
+seed = 1
+samples = 400
+
+[reference]
+sampler = "metropolis"
+chains = 4
+warmup = 50
+sweeps = 200
+every = 2
+
+[[models]]
+name = "ising1d"
+size = "4"
+temps = "1.0:3.0:2"
+histogram_temps = [1.0]
+
+[[models]]
+name = "ising2d"
+size = "3"
+temps = [2.0, 3.0]
+methods = ["metropolis", "{bad}"]
+
+[[methods]]
+name = "metropolis"
+
+[[methods]]
+name = "{bad}"
+{bad_options}
+"""
+
+#: A generator with an option that cannot work: the cell fails, the run goes on.
+BROKEN_METHOD = {"bad": "vae", "bad_options": "epochs = -1"}
+
+
+def tiny_grid(tmp_path: Path) -> Path:
+    path = tmp_path / "grid.toml"
+    path.write_text(TINY.format(**BROKEN_METHOD))
+    return path
+
+
+def comparable(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without wall times (which differ between runs), in a fixed order."""
+    keys = ["model", "size", "method", "T", "observable", "r"]
+    return (
+        table.drop(columns=["wall_time"])
+        .sort_values(keys, na_position="first")
+        .reset_index(drop=True)
+    )
+
+
+def test_tiny_grid_end_to_end_with_a_failed_cell(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["run", "--config", str(tiny_grid(tmp_path)), "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "results.csv")
+    assert list(table.columns) == list(COLUMNS)
+    ok = table[table["status"] == "ok"]
+    energy = ok[(ok["observable"] == "energy") & (ok["method"] == "metropolis")]
+    assert len(energy) == 4
+    assert energy["exact"].notna().all()
+    assert (energy["z"].abs() < 5).all()
+    failed = table[table["status"] == "failed"]
+    assert set(failed["method"]) == {"vae"}
+    assert "epochs" in failed["reason"].iloc[0]
+    assert failed["estimate"].isna().all()  # a failure is never a number
+    records = json.loads((out / "results.json").read_text())
+    assert len(records) == len(table)
+    summary = (out / "summary.md").read_text()
+    assert "| ising1d | 4 | metropolis |" in summary
+    assert "epochs" in summary
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert {"spinbench", "jax", "equinox", "platform", "device", "seed", "settings"} <= set(
+        provenance
+    )
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert "figure2-ising1d-4.png" in figures
+    assert "figure3-ising2d-3.png" in figures
+    assert "results.csv" in result.output and "summary.md" in result.output
+
+    # A second run skips every finished cell and leaves the table as it was.
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
+    again = CliRunner().invoke(
+        main, ["run", "--config", str(tiny_grid(tmp_path)), "--out", str(out), "--quiet"]
+    )
+    assert again.exit_code == 0, again.output
+    assert "resuming: 4 of 4 cells already done" in again.output
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
+    pd.testing.assert_frame_equal(comparable(pd.read_csv(out / "results.csv")), comparable(table))
+
+    # The report is rebuilt from the folder alone.
+    (out / "summary.md").unlink()
+    report = CliRunner().invoke(main, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    assert (out / "summary.md").exists()
+
+
+def test_killed_run_resumes_to_the_same_table(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text(TINY.format(bad="vae", bad_options="epochs = 2"))
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    command = [sys.executable, "-m", "spinbench.cli", "run", "--config", str(grid), "--quiet"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    subprocess.run([*command, "--out", str(whole)], check=True, env=env, capture_output=True)
+
+    process = subprocess.Popen(
+        [*command, "--out", str(killed)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        done = list((killed / "cells").glob("*.json")) if (killed / "cells").exists() else []
+        if done or process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = len(list((killed / "cells").glob("*.json")))
+    assert finished < 4, "the run finished before it could be killed"
+    assert not (killed / "results.csv").exists()
+    subprocess.run([*command, "--out", str(killed)], check=True, env=env, capture_output=True)
+    pd.testing.assert_frame_equal(
+        comparable(pd.read_csv(killed / "results.csv")),
+        comparable(pd.read_csv(whole / "results.csv")),
+    )
+
+
+@pytest.mark.slow
+def test_quick_preset_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "quick"
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["run", "--preset", "quick", "--out", str(out), "--quiet"])
+    elapsed = time.perf_counter() - started
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "results.csv")
+    assert set(table["method"]) == {"metropolis", "vae", "avb"}
+    assert (table["status"] == "ok").all(), table[table["status"] != "ok"]["reason"].tolist()
+    mc = table[(table["method"] == "metropolis") & (table["observable"] == "energy")]
+    assert (mc["z"].abs() < 4).all()
+    for name in ("figure2-ising1d-6-free.png", "figure2-ising2d-4.png", "figure3-ising2d-4.png"):
+        assert (out / "figures" / name).stat().st_size > 10_000
+    print(f"quick preset: {elapsed:.1f} s")
+
+
+def test_run_errors_are_clear(tmp_path: Path) -> None:
+    runner = CliRunner()
+    unknown = runner.invoke(main, ["run", "--preset", "nope", "--out", str(tmp_path / "x")])
+    assert unknown.exit_code != 0
+    assert "valid presets" in unknown.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.format(bad="vea", bad_options=""))
+    typo = runner.invoke(main, ["run", "--config", str(bad), "--out", str(tmp_path / "y")])
+    assert typo.exit_code != 0
+    assert "Did you mean 'vae'" in typo.output
+    assert not (tmp_path / "y").exists()  # nothing half-written
+    both = runner.invoke(main, ["run", "--preset", "quick", "--config", str(bad)])
+    assert both.exit_code != 0
+    empty = runner.invoke(main, ["report", str(tmp_path)])
+    assert empty.exit_code != 0
+    assert "holds no spinbench results" in empty.output
