@@ -13,6 +13,9 @@ import numpy as np
 
 __all__ = ["check_temperatures", "parse_temps"]
 
+#: How to write a temperature grid (TEMPS on the command line), appended to format errors.
+SPELLING = "TEMPS is a comma list like '1.0,2.5' or a range start:stop:count like '0.5:4.0:20'"
+
 
 def check_temperatures(temps: float | Iterable[float] | np.ndarray) -> np.ndarray:
     """Validate temperatures and return them as a 1D float64 array ``(temps,)``.
@@ -43,15 +46,12 @@ def parse_temps(text: str) -> np.ndarray:
     order written; raises ValueError with a message saying what is wrong.
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(
-            f"temperatures {text!r} are empty; give a comma list like '1.0,2.5' "
-            f"or a range start:stop:count like '0.5:4.0:20'"
-        )
+        raise ValueError(f"temperatures {text!r} are empty; {SPELLING}")
     parts: list[np.ndarray] = []
     for item in text.split(","):
         item = item.strip()
         if not item:
-            raise ValueError(f"temperatures {text!r} have an empty item between commas")
+            raise ValueError(f"temperatures {text!r} have an empty item between commas; {SPELLING}")
         parts.append(_parse_range(item) if ":" in item else np.array([_number(item, text)]))
     return check_temperatures(np.concatenate(parts))
 
@@ -60,17 +60,14 @@ def _number(item: str, text: str) -> float:
     try:
         return float(item)
     except ValueError:
-        raise ValueError(f"{item!r} in temperatures {text!r} is not a number") from None
+        raise ValueError(f"{item!r} in temperatures {text!r} is not a number; {SPELLING}") from None
 
 
 def _parse_range(item: str) -> np.ndarray:
     """One ``start:stop:count`` range, inclusive of both ends."""
     fields = item.split(":")
     if len(fields) != 3:
-        raise ValueError(
-            f"temperature range {item!r} must have three fields start:stop:count, "
-            f"e.g. '0.5:4.0:20'"
-        )
+        raise ValueError(f"temperature range {item!r} must have three fields; {SPELLING}")
     start, stop = _number(fields[0].strip(), item), _number(fields[1].strip(), item)
     count_text = fields[2].strip()
     if not count_text.isdigit() or int(count_text) < 1:

@@ -1,7 +1,7 @@
 """Shared pieces of the exact solvers: argument checks and Boltzmann statistics of a spectrum.
 
-For a spectrum of energy levels E_k with degeneracies g_k, each temperature's lnZ, mean energy, energy
-variance and level probabilities follow without overflow or cancellation: weights are
+For a spectrum of energy levels E_k with degeneracies g_k, each temperature's lnZ, mean energy,
+energy variance and level probabilities follow without overflow or cancellation: weights are
 normalised by log-sum-exp and the variance is a two-pass sum about the mean, so it stays
 accurate (relative) even when it is exponentially small at low temperature.
 """

@@ -65,7 +65,7 @@ def ising1d_exact(
         ln_z, mean, variance = level_statistics(levels, log_g, 1.0 / temps)
         energy = mean / n
         heat_capacity = variance / temps**2 / n
-        if sign ** n > 0:  # unfrustrated: (t^r + t^(N-r)) / (1 + t^N)
+        if sign**n > 0:  # unfrustrated: (t^r + t^(N-r)) / (1 + t^N)
             correlation = parity * (np.exp(-r * a) + np.exp(-(n - r) * a)) / (1 + np.exp(-n * a))
         else:  # frustrated odd antiferromagnetic ring: both sides vanish at T -> 0
             with np.errstate(invalid="ignore", divide="ignore"):
