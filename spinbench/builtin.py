@@ -14,9 +14,13 @@ def spinbench_register_models() -> list[type]:
 
 @hookimpl
 def spinbench_register_samplers() -> list[type]:
-    return []
+    from .samplers.metropolis import Metropolis
+
+    return [Metropolis]
 
 
 @hookimpl
 def spinbench_register_generators() -> list[type]:
-    return []
+    from .generators import AVB, VAE, DenseVAE
+
+    return [VAE, DenseVAE, AVB]

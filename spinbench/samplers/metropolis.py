@@ -13,13 +13,15 @@ update schemes:
   is updated at once (its neighbours have other colours, so the updates are independent); a
   sweep is one pass over all colours, ``n_sites`` attempted updates. The fast path on GPUs.
 
-Both accept when ``log(u) < -dE/T`` with ``u`` uniform in [0, 1): the min(1, exp) rule without
-overflow. The key of each chain is split once per sweep, so the samples do not depend on how
-the sweeps are divided into jitted chunks (for the progress bar).
+Both accept when ``log(u) < -dE/T`` with ``u`` uniform in (0, 1]: the min(1, exp) rule without
+overflow. Each chain has its own key; every sweep draws its random numbers and the chain's next
+key from it in one call, so the samples do not depend on how the sweeps are divided into jitted
+chunks (for the progress bar), and one seed on one device gives identical samples.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import sys
@@ -137,6 +139,8 @@ class Metropolis(AbstractSampler):
     ) -> MetropolisState:
         """Uniformly random configurations and independent keys for ``chains`` chains per T."""
         n_temps = int(np.shape(temps)[0])
+        if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):  # a raw uint32 key
+            key = jax.random.wrap_key_data(key)
         init_key, chain_key = jax.random.split(key)
         keys = jax.random.split(chain_key, n_temps * self.chains)
         keys = keys.reshape((n_temps, self.chains, *keys.shape[1:]))
@@ -154,7 +158,8 @@ class Metropolis(AbstractSampler):
 
         The sweep count is traced, so any count reuses one compiled program.
         """
-        return _advance(self, model, jnp.asarray(temps, jnp.float32), state, jnp.int32(n_sweeps))
+        state, _ = self._chunk(model, temps, state, n_sweeps, 0, buffer_size=1)
+        return state
 
     def measure_chunk(
         self,
@@ -164,7 +169,34 @@ class Metropolis(AbstractSampler):
         n_samples: int,
     ) -> tuple[MetropolisState, Shaped[Array, "temps chains samples *lattice"]]:
         """Make ``n_samples`` measurements, each after ``every`` sweeps; return the states."""
-        return _measure(self, model, jnp.asarray(temps, jnp.float32), state, int(n_samples))
+        return self._chunk(model, temps, state, 0, n_samples, buffer_size=n_samples)
+
+    def _chunk(
+        self,
+        model: AbstractModel,
+        temps: Float[Array, " temps"] | np.ndarray,
+        state: MetropolisState,
+        pre_sweeps: int,
+        n_records: int,
+        *,
+        buffer_size: int,
+    ) -> tuple[MetropolisState, Shaped[Array, "temps chains buffer *lattice"]]:
+        """``pre_sweeps`` sweeps, then ``n_records`` x (``every`` sweeps, record) in one call.
+
+        Only the update rule reaches the compiled program (not the run's lengths or chain
+        count), so runs that differ in those share it.
+        """
+        kernel = dataclasses.replace(self, chains=1, warmup=0, sweeps=1, every=1)
+        return _run_chunk(
+            kernel,
+            model,
+            jnp.asarray(temps, jnp.float32),
+            state,
+            jnp.int32(pre_sweeps),
+            jnp.int32(self.every),
+            jnp.int32(n_records),
+            int(buffer_size),
+        )
 
     def sample(
         self,
@@ -175,7 +207,7 @@ class Metropolis(AbstractSampler):
         progress: bool | None = None,
         seed: int | None = None,
     ) -> Samples:
-        """Sample ``model`` at every temperature; states ``(temps, chains, sweeps//every, *lattice)``.
+        """Sample ``model`` at ``temps``: states ``(temps, chains, sweeps // every, *lattice)``.
 
         ``progress``: True shows a bar on stderr, False hides it, None shows it on a terminal.
         ``seed`` is only recorded (the randomness comes from ``key``).
@@ -233,9 +265,9 @@ class Metropolis(AbstractSampler):
             leave=False,
         ) as bar:
             done = 0
-            while done < self.warmup:
+            while done < self.warmup:  # warm-up pieces of about one chunk's sweeps
                 step = min(chunk_sweeps, self.warmup - done)
-                state = self.advance(model, jtemps, state, step)
+                state, _ = self._chunk(model, jtemps, state, step, 0, buffer_size=chunk)
                 state.spins.block_until_ready()
                 done += step
                 bar.update(step)
@@ -243,8 +275,8 @@ class Metropolis(AbstractSampler):
             start = 0
             while start < n_samples:
                 count = min(chunk, n_samples - start)
-                state, measured = self.measure_chunk(model, jtemps, state, count)
-                states[:, :, start : start + count] = np.asarray(measured)
+                state, measured = self._chunk(model, jtemps, state, 0, count, buffer_size=chunk)
+                states[:, :, start : start + count] = np.asarray(measured[:, :, :count])
                 accepted += np.asarray(state.accepted, np.float64)
                 state = _reset_counters(state)
                 start += count
@@ -260,25 +292,40 @@ class Metropolis(AbstractSampler):
         return -delta_e / temp
 
     def _sweep(
-        self, model: AbstractModel, spins: Shaped[Array, "*lattice"], temp: Float[Array, ""], key
-    ) -> tuple[Shaped[Array, "*lattice"], Int[Array, ""]]:
-        """One sweep (``n_sites`` attempted updates) of one chain; returns the accepted count."""
+        self,
+        model: AbstractModel,
+        spins: Shaped[Array, "*lattice"],
+        temp: Float[Array, ""],
+        key: PRNGKeyArray,
+    ) -> tuple[Shaped[Array, "*lattice"], Int[Array, ""], PRNGKeyArray]:
+        """One sweep (``n_sites`` attempted updates) of one chain.
+
+        Consumes the chain's ``key`` and returns the spins, the number of accepted updates and
+        the key for the next sweep.
+        """
         if self.update == "checkerboard":
             return self._sweep_checkerboard(model, spins, temp, key)
         return self._sweep_random_site(model, spins, temp, key)
 
     def _sweep_random_site(
-        self, model: AbstractModel, spins: Shaped[Array, "*lattice"], temp: Float[Array, ""], key
-    ) -> tuple[Shaped[Array, "*lattice"], Int[Array, ""]]:
+        self,
+        model: AbstractModel,
+        spins: Shaped[Array, "*lattice"],
+        temp: Float[Array, ""],
+        key: PRNGKeyArray,
+    ) -> tuple[Shaped[Array, "*lattice"], Int[Array, ""], PRNGKeyArray]:
         """``n_sites`` single-site steps at uniformly random sites (the paper's procedure).
 
-        The random numbers of the whole sweep are drawn at once; the steps run in a scan.
+        The random numbers of the whole sweep come from one draw; the steps run in a scan.
+        (Sites are 32 random bits modulo ``n_sites``: a site is visited with a bias below
+        ``n_sites / 2**32``, which cannot bias the stationary distribution, since every
+        single-site update keeps it whatever the site.)
         """
         n = model.n_sites
-        key_sites, key_u, key_new = jax.random.split(key, 3)
-        sites = jax.random.randint(key_sites, (n,), 0, n)
-        log_u = jnp.log1p(-jax.random.uniform(key_u, (n,)))  # log of U(0, 1]: finite
-        proposal_keys = jax.random.split(key_new, n)
+        key, words, proposal_key = _draw(key, 2 * n)
+        sites = (words[:n] % jnp.uint32(n)).astype(jnp.int32)
+        log_u = _log_uniform(words[n:])
+        proposal_keys = jax.random.split(proposal_key, n)  # dropped if propose ignores keys
 
         def step(carry: tuple[Array, Array], x: tuple[Array, Array, Array]) -> tuple[Any, None]:
             flat, accepted = carry
@@ -292,27 +339,34 @@ class Metropolis(AbstractSampler):
 
         init = (spins.reshape(n), jnp.zeros((), jnp.int32))
         (flat, accepted), _ = lax.scan(step, init, (sites, log_u, proposal_keys))
-        return flat.reshape(spins.shape), accepted
+        return flat.reshape(spins.shape), accepted, key
 
     def _sweep_checkerboard(
-        self, model: AbstractModel, spins: Shaped[Array, "*lattice"], temp: Float[Array, ""], key
-    ) -> tuple[Shaped[Array, "*lattice"], Int[Array, ""]]:
+        self,
+        model: AbstractModel,
+        spins: Shaped[Array, "*lattice"],
+        temp: Float[Array, ""],
+        key: PRNGKeyArray,
+    ) -> tuple[Shaped[Array, "*lattice"], Int[Array, ""], PRNGKeyArray]:
         """One pass over the colours of ``model.colouring()``, each colour updated at once.
 
         Sites of one colour are changed only by their own colour's update, so one proposal and
         one uniform per site, drawn at the start of the sweep, serve every colour.
         """
+        n = model.n_sites
         colours = np.asarray(model.colouring()).reshape(spins.shape)
-        key_new, key_u = jax.random.split(key)
-        proposed = model.propose(spins, key=key_new, width=self.width)
-        log_u = jnp.log1p(-jax.random.uniform(key_u, spins.shape))
+        key, words, proposal_key = _draw(key, n)
+        log_u = _log_uniform(words).reshape(spins.shape)
+        # Proposed flat: lattice-shaped threefry draws are several times slower on CPU.
+        proposed = model.propose(spins.reshape(n), key=proposal_key, width=self.width)
+        proposed = proposed.reshape(spins.shape)
         accepted = jnp.zeros((), jnp.int32)
         for colour in range(int(colours.max()) + 1):  # a few colours, unrolled when traced
             delta = model.delta_energy(spins, proposed)
             accept = (colours == colour) & (log_u < self._log_acceptance(delta, temp))
             spins = jnp.where(accept, proposed, spins)
             accepted = accepted + jnp.sum(accept, dtype=jnp.int32)
-        return spins, accepted
+        return spins, accepted, key
 
     def _advance_chain(
         self,
@@ -323,15 +377,34 @@ class Metropolis(AbstractSampler):
         temp: Float[Array, ""],
         n_sweeps: Int[Array, ""] | int,
     ) -> tuple[Array, Array, Array]:
-        """``n_sweeps`` sweeps of one chain; the key is split once per sweep."""
+        """``n_sweeps`` sweeps of one chain, each consuming the key of the one before."""
 
         def body(_: Any, carry: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
             spins, key, accepted = carry
-            key, sweep_key = jax.random.split(key)
-            spins, count = self._sweep(model, spins, temp, sweep_key)
+            spins, count, key = self._sweep(model, spins, temp, key)
             return spins, key, accepted + count
 
-        return lax.fori_loop(0, n_sweeps, body, (spins, key, accepted))  # type: ignore[no-any-return]
+        return lax.fori_loop(0, n_sweeps, body, (spins, key, accepted))
+
+
+def _draw(key: PRNGKeyArray, n_words: int) -> tuple[PRNGKeyArray, Array, PRNGKeyArray]:
+    """The successor of ``key``, ``n_words`` random uint32 words and one spare key, all from
+    one call of the generator (the keys are random words, as ``jax.random.split`` makes them).
+
+    One call per sweep keeps the compiled program small: every call site of the generator
+    adds seconds of XLA compile time on CPU.
+    """
+    impl = jax.random.key_impl(key)
+    width = int(jax.random.key_data(key).shape[-1])  # 2 for threefry
+    words = jax.random.bits(key, (2 * width + n_words,), jnp.uint32)
+    successor = jax.random.wrap_key_data(words[:width], impl=impl)
+    spare = jax.random.wrap_key_data(words[width : 2 * width], impl=impl)
+    return successor, words[2 * width :], spare
+
+
+def _log_uniform(bits: Array) -> Float[Array, "..."]:
+    """``log(1 - u)`` for ``u`` uniform on a 2**-24 grid in [0, 1): log of U(0, 1], finite."""
+    return jnp.log1p(-(bits >> 8).astype(jnp.float32) * jnp.float32(2.0**-24))
 
 
 def _check_temps(temps: Any) -> np.ndarray:
@@ -353,48 +426,39 @@ def _reset_counters(state: MetropolisState) -> MetropolisState:
 
 
 @eqx.filter_jit
-def _advance(
-    sampler: Metropolis,
+def _run_chunk(
+    kernel: Metropolis,
     model: AbstractModel,
     temps: Float[Array, " temps"],
     state: MetropolisState,
-    n_sweeps: Int[Array, ""],
-) -> MetropolisState:
-    """All chains at all temperatures, ``n_sweeps`` sweeps each, in one program."""
+    pre_sweeps: Int[Array, ""],
+    every: Int[Array, ""],
+    n_records: Int[Array, ""],
+    buffer_size: int,
+) -> tuple[MetropolisState, Shaped[Array, "temps chains buffer *lattice"]]:
+    """``pre_sweeps`` sweeps, then ``n_records`` times (``every`` sweeps, record the spins).
+
+    Every chain at every temperature in one program. The counts are traced and the record
+    buffer has a fixed ``buffer_size`` (>= ``n_records``), so warm-up pieces, measured chunks
+    and any sweep counts share one compiled program.
+    """
 
     def chain(spins: Array, key: Array, accepted: Array, temp: Array) -> tuple[Array, ...]:
-        return sampler._advance_chain(model, spins, key, accepted, temp, n_sweeps)
+        carry = kernel._advance_chain(model, spins, key, accepted, temp, pre_sweeps)
+        buffer = jnp.zeros((buffer_size, *spins.shape), spins.dtype)
+
+        def record(i: Array, loop: tuple[Array, ...]) -> tuple[Array, ...]:
+            spins, key, accepted, buffer = loop
+            spins, key, accepted = kernel._advance_chain(model, spins, key, accepted, temp, every)
+            return spins, key, accepted, buffer.at[i].set(spins)
+
+        return lax.fori_loop(0, n_records, record, (*carry, buffer))
 
     over_chains = jax.vmap(chain, in_axes=(0, 0, 0, None))
-    spins, keys, accepted = jax.vmap(over_chains)(state.spins, state.key, state.accepted, temps)
-    return MetropolisState(spins, keys, accepted)
-
-
-@eqx.filter_jit
-def _measure(
-    sampler: Metropolis,
-    model: AbstractModel,
-    temps: Float[Array, " temps"],
-    state: MetropolisState,
-    n_samples: int,
-) -> tuple[MetropolisState, Shaped[Array, "temps chains samples *lattice"]]:
-    """``n_samples`` x (``every`` sweeps, then record), all chains and temperatures at once."""
-
-    def chain(spins: Array, key: Array, accepted: Array, temp: Array) -> tuple[Array, ...]:
-        def record(carry: tuple[Array, Array, Array], _: None) -> tuple[Any, Array]:
-            carry = sampler._advance_chain(model, *carry, temp, sampler.every)
-            return carry, carry[0]
-
-        (spins, key, accepted), measured = lax.scan(
-            record, (spins, key, accepted), None, length=n_samples
-        )
-        return spins, key, accepted, measured
-
-    over_chains = jax.vmap(chain, in_axes=(0, 0, 0, None))
-    spins, keys, accepted, measured = jax.vmap(over_chains)(
+    spins, keys, accepted, buffer = jax.vmap(over_chains)(
         state.spins, state.key, state.accepted, temps
     )
-    return MetropolisState(spins, keys, accepted), measured
+    return MetropolisState(spins, keys, accepted), buffer
 
 
 def benchmark_sweeps(

@@ -1,0 +1,136 @@
+"""``spinbench sample`` through click's CliRunner: records, caching, formats and user errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from click.testing import CliRunner, Result
+
+from spinbench.cli import main
+from spinbench.commands import sample as sample_module
+from spinbench.samplers.base import AbstractSampler
+
+RUN = ["--chains", "4", "--warmup", "50", "--sweeps", "200", "--every", "5"]
+ISING = ["sample", "ising1d", "--size", "6", "--temps", "0.5,2.0", *RUN]
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, args: list[str], cache: Path) -> Result:
+    return runner.invoke(main, [*args, "--out", str(cache)])
+
+
+def records_of(result: Result) -> list[dict[str, Any]]:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_json_records_with_exact_values(runner: CliRunner, tmp_path: Path) -> None:
+    records = records_of(invoke(runner, [*ISING, "--format", "json"], tmp_path))
+    # per T: energy, heat capacity, |m|, and correlations at r = 1..5
+    assert len(records) == 2 * 8
+    first = records[0]
+    for key in ("model", "size", "T", "observable", "r", "estimate", "stderr", "exact"):
+        assert key in first
+    assert (first["model"], first["size"], first["boundary"]) == ("ising1d", "6", "free")
+    assert first["method"] == "metropolis" and 0 < first["acceptance"] < 1
+    energies = [r for r in records if r["observable"] == "energy"]
+    assert [r["T"] for r in energies] == [0.5, 2.0]
+    for r in records:
+        assert r["exact"] is not None, r
+        assert r["stderr"] > 0 and r["tau_int"] > 0 and r["ess"] > 0
+        assert r["abs_error"] == pytest.approx(abs(r["estimate"] - r["exact"]))
+        assert r["z"] == pytest.approx(r["abs_error"] / r["stderr"])
+    assert [r["r"] for r in records if r["observable"] == "correlation"][:5] == [1, 2, 3, 4, 5]
+
+
+def test_samples_are_cached_and_reused(runner: CliRunner, tmp_path: Path) -> None:
+    first = invoke(runner, [*ISING, "--format", "json"], tmp_path)
+    assert first.exit_code == 0 and "saved" in first.stderr
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 1 and (folders[0] / "samples.npz").exists()
+    again = invoke(runner, [*ISING, "--format", "json"], tmp_path)
+    assert again.exit_code == 0 and "reused" in again.stderr
+    assert again.stdout == first.stdout
+    other_seed = invoke(runner, [*ISING, "--format", "json", "--seed", "1"], tmp_path)
+    assert "saved" in other_seed.stderr and len(list(tmp_path.iterdir())) == 2
+    assert other_seed.stdout != first.stdout
+
+
+def test_cache_folder_from_the_environment(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPINBENCH_CACHE", str(tmp_path / "env-cache"))
+    result = runner.invoke(main, [*ISING, "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "env-cache").is_dir()
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 16 and rows[0]["observable"] == "energy"
+
+
+def test_table_and_xy_without_magnetisation_reference(runner: CliRunner, tmp_path: Path) -> None:
+    args = ["sample", "xy1d", "--size", "4", "--temps", "1.0", *RUN, "--width", "1.0"]
+    result = invoke(runner, [*args, "--update", "checkerboard"], tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:5] == ["model", "size", "boundary", "method", "T"]
+    magnetization = next(line for line in lines if "abs_magnetization" in line)
+    assert magnetization.split()[-4:-1] == ["-", "-", "-"]  # no exact |m| for XY: no z
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--temps", "0,1"], "finite and > 0"),
+        (["--temps", "-1.0"], "finite and > 0"),
+        (["--temps", "nan"], "finite and > 0"),
+        (["--temps", "1:0.5:3"], "start 1.0 is above stop"),
+        (["--sampler", "gibbs"], "unknown sampler 'gibbs'; valid names: metropolis"),
+        (["--sweeps", "10", "--every", "20"], "larger than sweeps"),
+        (["--chains", "0"], "chains must be a positive integer"),
+        (["--width", "-1"], "width must be a positive number"),
+        (["--sweeps", "15", "--every", "5"], "at least 4 are needed"),
+        (["--update", "heatbath"], "Invalid value for '--update'"),
+        (["--seed", "-3"], "Invalid value for '--seed'"),
+        (["--size", "1"], "too small"),
+        (["--boundary", "periodic", "--size", "x"], "not understood"),
+    ],
+)
+def test_user_errors(runner: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
+    base = ISING  # the same run as above (its compiled programs are reused)
+    result = invoke(runner, [*base, *args], tmp_path)
+    assert result.exit_code != 0
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_model(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, ["sample", "potts", "--size", "4", "--temps", "1.0"], tmp_path)
+    assert result.exit_code != 0 and "unknown model 'potts'" in result.output
+
+
+class NoOptions(AbstractSampler):
+    """A plugin sampler without Metropolis's options."""
+
+    name: ClassVar[str] = "nooptions"
+
+    def sample(self, model: Any, temps: Any, *, key: Any) -> Any:
+        raise AssertionError("not reached")
+
+
+def test_options_a_plugin_sampler_lacks(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sample_module, "get_sampler", lambda name: NoOptions)
+    args = ["sample", "ising1d", "--size", "6", "--temps", "1.0", "--sampler", "nooptions"]
+    result = invoke(runner, [*args, "--width", "0.5"], tmp_path)
+    assert result.exit_code != 0
+    assert "sampler 'nooptions' has no option --width" in result.output
