@@ -160,23 +160,16 @@ def train(
     n_temps, n_data = int(data.shape[0]), int(data.shape[1])
     if n_data < 1:
         raise ValueError("no training data: every temperature needs at least one configuration")
+    stacked = {
+        int(leaf.shape[0]) for leaf in jax.tree_util.tree_leaves(eqx.filter(params, eqx.is_array))
+    }
+    if stacked != {n_temps}:
+        raise ValueError(
+            f"parameters are stacked for {sorted(stacked)} temperatures, the data has {n_temps}"
+        )
     batch, per_epoch, total_steps, chunk_epochs, n_chunks = _schedule(n_data, config)
     arrays, static = eqx.partition(params, eqx.is_array)
-    opt_state = eqx.filter_vmap(
-        lambda p: objective.init_state(eqx.combine(p, static)), in_axes=(eqx.if_array(0),)
-    )(arrays)
-    state = _LoopState(
-        params=arrays,
-        opt_state=opt_state,
-        active=jnp.ones(n_temps, bool),
-        diverged_step=jnp.full(n_temps, -1, jnp.int32),
-        stopped_epoch=jnp.full(n_temps, -1, jnp.int32),
-        steps_run=jnp.zeros(n_temps, jnp.int32),
-        smoothed=jnp.full(n_temps, jnp.nan, jnp.float32),
-        best=jnp.full(n_temps, jnp.inf, jnp.float32),
-        since_best=jnp.zeros(n_temps, jnp.int32),
-    )
-    keys = jax.random.split(key, n_temps)
+    state, keys = _initial_state(objective, arrays, static, key)
     curves: list[dict[str, np.ndarray]] = []
     show = config.progress if config.progress is not None else sys.stderr.isatty()
     needed_epochs = math.ceil(total_steps / per_epoch)
@@ -196,10 +189,10 @@ def train(
                 data,
                 keys,
                 jnp.asarray(first, jnp.int32),
-                config=config,
+                jnp.asarray(total_steps, jnp.int32),
+                config=dataclasses.replace(config, epochs=0, steps=None, description=""),
                 batch=batch,
                 per_epoch=per_epoch,
-                total_steps=total_steps,
                 chunk_epochs=chunk_epochs,
             )
             curves.append({k: np.asarray(v) for k, v in chunk_curves.items()})
@@ -227,6 +220,27 @@ def train(
 
 
 @eqx.filter_jit
+def _initial_state(
+    objective: AbstractObjective, arrays: PyTree, static: PyTree, key: PRNGKeyArray
+) -> tuple[_LoopState, PRNGKeyArray]:
+    """Optimiser states and bookkeeping for every temperature, and one key per temperature."""
+    n_temps = jax.tree_util.tree_leaves(arrays)[0].shape[0]
+    opt_state = eqx.filter_vmap(lambda p: objective.init_state(eqx.combine(p, static)))(arrays)
+    state = _LoopState(
+        params=arrays,
+        opt_state=opt_state,
+        active=jnp.ones(n_temps, bool),
+        diverged_step=jnp.full(n_temps, -1, jnp.int32),
+        stopped_epoch=jnp.full(n_temps, -1, jnp.int32),
+        steps_run=jnp.zeros(n_temps, jnp.int32),
+        smoothed=jnp.full(n_temps, jnp.nan, jnp.float32),
+        best=jnp.full(n_temps, jnp.inf, jnp.float32),
+        since_best=jnp.zeros(n_temps, jnp.int32),
+    )
+    return state, jax.random.split(key, n_temps)
+
+
+@eqx.filter_jit
 def _run_chunk(
     objective: AbstractObjective,
     static: PyTree,
@@ -234,14 +248,18 @@ def _run_chunk(
     data: Float[Array, "temps n ..."],
     keys: PRNGKeyArray,
     first_epoch: Int[Array, ""],
+    total_steps: Int[Array, ""],
     *,
     config: TrainConfig,
     batch: int,
     per_epoch: int,
-    total_steps: int,
     chunk_epochs: int,
 ) -> tuple[_LoopState, dict[str, Float[Array, "temps epochs"]]]:
-    """``chunk_epochs`` epochs from ``first_epoch`` for every temperature (one program)."""
+    """``chunk_epochs`` epochs from ``first_epoch`` for every temperature (one program).
+
+    The run's length is traced and ``config`` arrives without it, so runs that differ only in
+    their number of epochs or steps share the compiled program when their chunks are equal.
+    """
     n_temps, n_data = data.shape[0], data.shape[1]
     temp_index = jnp.arange(n_temps)
 
@@ -264,7 +282,7 @@ def _run_chunk(
             eqx.combine(params, static),
             opt_state,
             minibatch,
-            key=jax.random.fold_in(key_t, step),
+            key=key_t,
             epoch=step.astype(jnp.float32) / per_epoch,
         )
         new_params = eqx.filter(new_params, eqx.is_array)
@@ -284,12 +302,15 @@ def _run_chunk(
     per_temp = eqx.if_array(0)
     vmapped_step = eqx.filter_vmap(one_step, in_axes=(per_temp,) * 8 + (None,))
 
+    def epoch_randomness(key_t: PRNGKeyArray, epoch: Int[Array, ""]) -> tuple[Array, Array]:
+        # Few random call sites: each costs about half a second of CPU compilation.
+        epoch_keys = jax.random.split(jax.random.fold_in(key_t, epoch), per_epoch + 1)
+        # A uniformly random order (ties of 32-bit draws are broken by position: negligible).
+        order = jnp.argsort(jax.random.bits(epoch_keys[0], (n_data,)))
+        return order[: per_epoch * batch].reshape(per_epoch, batch), epoch_keys[1:]
+
     def one_epoch(state: _LoopState, epoch: Int[Array, ""]) -> tuple[_LoopState, Any]:
-        perm_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), epoch))(keys)
-        step_keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
-        orders = jax.vmap(lambda k: jax.random.permutation(k, n_data)[: per_epoch * batch])(
-            perm_keys
-        ).reshape(n_temps, per_epoch, batch)
+        orders, step_keys = jax.vmap(epoch_randomness, in_axes=(0, None))(keys, epoch)
 
         def body(carry: tuple[Any, ...], i: Int[Array, ""]) -> tuple[tuple[Any, ...], Any]:
             params, opt_state, active, diverged_step = carry
@@ -301,7 +322,7 @@ def _run_chunk(
                 diverged_step,
                 data,
                 orders[:, i],
-                step_keys,
+                step_keys[:, i],
                 temp_index,
                 step,
             )
