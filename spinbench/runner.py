@@ -223,16 +223,10 @@ class Runner:
         fit_key, generate_key = jax.random.split(key)
         trained = generator.fit(model, reference, key=fit_key)
         samples = trained.generate(self.spec.samples, key=generate_key, seed=self.spec.seed)
-        failures = []
-        for index, step in enumerate(np.asarray(trained.diverged_step)):
-            if step >= 0:
-                failures.append(
-                    {
-                        "T": float(cell.model.temps[index]),
-                        "status": "diverged",
-                        "reason": f"training diverged (non-finite loss) at step {int(step)}",
-                    }
-                )
+        failures = [
+            {"T": f["T"], "status": f["status"], "reason": f["reason"]}
+            for f in trained.failure_records()
+        ]
         return samples, failures
 
     # ------------------------------------------------------------------ one cell

@@ -178,3 +178,23 @@ def test_run_errors_are_clear(tmp_path: Path) -> None:
     empty = runner.invoke(main, ["report", str(tmp_path)])
     assert empty.exit_code != 0
     assert "holds no spinbench results" in empty.output
+
+
+def test_diverged_training_is_recorded_not_written_as_numbers(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        TINY.split("[[models]]")[0]
+        + '[[models]]\nname = "ising1d"\nsize = "4"\ntemps = "1.0:3.0:2"\n\n'
+        + '[[methods]]\nname = "dense-vae"\nepochs = 2\nlearning_rate = 1e30\n'
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "--config", str(grid), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "results.csv")
+    diverged = table[table["status"] == "diverged"]
+    assert len(diverged) >= 1
+    assert diverged["reason"].str.contains("diverged at T=").all()
+    assert diverged["estimate"].isna().all()
+    assert "rows record failures" in result.output
+    summary = (out / "summary.md").read_text()
+    assert "diverged at T=" in summary
