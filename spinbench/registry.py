@@ -84,16 +84,24 @@ class Registry:
         raise RegistryError(message)
 
     def add(self, entry: Entry) -> None:
-        """Add one entry, turning a second claim on a name into a recorded conflict."""
-        key = (entry.kind, entry.name)
-        if key in self.conflicts:
-            self.conflicts[key].append(entry)
-            return
-        previous = self.entries[entry.kind].pop(entry.name, None)
+        """Add one entry, turning a second claim on a name into a recorded conflict.
+
+        Samplers and generators share one namespace (grids name methods by name alone).
+        """
+        methods: tuple[Kind, ...] = ("samplers", "generators")
+        kinds = methods if entry.kind in methods else (entry.kind,)
+        for kind in kinds:
+            if (kind, entry.name) in self.conflicts:
+                self.conflicts[kind, entry.name].append(entry)
+                return
+        previous = next(
+            (self.entries[k].pop(entry.name) for k in kinds if entry.name in self.entries[k]), None
+        )
         if previous is None:
             self.entries[entry.kind][entry.name] = entry
             return
-        self.conflicts[key] = [previous, entry]
+        for kind in {previous.kind, entry.kind}:
+            self.conflicts[kind, entry.name] = [previous, entry]
         self._problem(
             f"{entry.kind[:-1]} name {entry.name!r} is registered by both plugin "
             f"{previous.plugin!r} ({previous.distribution}) and plugin {entry.plugin!r} "

@@ -32,6 +32,7 @@ from .metrics import compare_energy_histograms, state_kl
 from .models.base import AbstractModel
 from .provenance import provenance
 from .registry import get_method, get_model, get_sampler
+from .samplers.base import options_of
 from .samples import Samples, cached
 
 #: Columns of results.csv / results.json, in order.
@@ -207,8 +208,11 @@ class Runner:
             reference_name = self.spec.reference.sampler
             if cell.method.name == reference_name and not cell.method.options:
                 return reference, []
-            options = {**self.spec.reference.options, **cell.method.options}
-            sampler = entry.cls.from_options(**options)  # type: ignore[attr-defined]
+            # The reference's run length (chains, sweeps, ...) carries over where this
+            # sampler has such options; options of the reference sampler alone do not.
+            accepted = options_of(entry.cls)
+            shared = {k: v for k, v in self.spec.reference.options.items() if k in accepted}
+            sampler = entry.cls.from_options(**{**shared, **cell.method.options})  # type: ignore[attr-defined]
             reason = sampler.supports(model)
             if reason:
                 raise ValueError(reason)

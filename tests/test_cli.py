@@ -33,8 +33,8 @@ def test_list_models_names_the_providing_distribution(runner: CliRunner) -> None
 def test_list_json(runner: CliRunner) -> None:
     result = runner.invoke(main, ["list", "models", "--format", "json"])
     records = json.loads(result.output)
-    assert {r["name"] for r in records} == {"ising1d", "ising2d", "xy1d"}
-    assert all(r["distribution"] == "spinbench" for r in records)
+    builtin = {r["name"] for r in records if r["distribution"] == "spinbench"}
+    assert builtin == {"ising1d", "ising2d", "xy1d"}  # plugins, if installed, add more
 
 
 def test_exact_ising2d_is_the_finite_lattice_value(runner: CliRunner) -> None:
@@ -95,7 +95,7 @@ def test_exact_periodic_chain(runner: CliRunner) -> None:
         (["exact", "ising2d", "--size", "4x4x4", "--temps", "1"], "axes"),
         (
             ["exact", "isign2d", "--size", "4", "--temps", "1"],
-            "valid names: ising1d, ising2d, xy1d",
+            "valid names: ising1d, ising2d",
         ),
         (["exact", "ising2d", "--size", "4", "--temps", "1", "--boundary", "free"], "periodic"),
     ],

@@ -9,8 +9,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ExactResult:
-    """Exact thermodynamics of a model at a grid of temperatures (float64, per site).
+    """Exact thermodynamics of a model at a grid of temperatures (float64).
 
+    ``ln_z`` is the total log partition function; energy, heat capacity and magnetisation are
+    per site.
     ``correlation`` has shape (temps, len(distances)); entries that are not known exactly are
     NaN, and a whole field that is unknown is None.
     """

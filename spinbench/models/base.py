@@ -11,7 +11,9 @@ A subclass must provide:
   spin, e.g. ``(-1, 1)``, or ``None`` for continuous angles in [-pi, pi));
 * ``from_size(size, boundary=..., J=...)`` to build an instance from the command line's spelling;
 * ``neighbours()``: a ``(n_sites, z)`` integer table of flat neighbour indices (``-1`` = none);
-* ``bond_energy(a, b)``: the energy of one bond between spins ``a`` and ``b`` (elementwise).
+* ``bond_energy(a, b)``: the energy of one bond between spins ``a`` and ``b`` (elementwise);
+* ``correlation(states)``: the spin-spin correlation at every distance of
+  ``correlation_distances()`` (helpers for chains and tori are in ``spinbench.models.lattice``).
 
 Everything else (total energy, local energy change, sublattice colouring, observables) has a
 correct default derived from those, which a subclass may override with a faster version;
@@ -79,7 +81,8 @@ class AbstractModel(eqx.Module):
     name: ClassVar[str]
     #: Allowed values of a discrete spin, or None for continuous angles.
     spin_values: ClassVar[tuple[int, ...] | None]
-    #: Global symmetry of the energy: "flip" (s -> -s), "rotation" (theta -> theta + c) or None.
+    #: Global symmetry of the energy: "flip" (s -> -s), "rotation" (theta -> theta + c),
+    #: "permutation" (relabelling of discrete values, e.g. Potts) or None.
     symmetry: ClassVar[str | None] = None
     #: Boundary conditions this model accepts; the first is the default.
     boundaries: ClassVar[tuple[str, ...]] = ("periodic",)

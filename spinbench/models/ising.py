@@ -121,12 +121,15 @@ class Ising2D(_IsingBond):
         vectors = self.spin_vectors(states).reshape(*states.shape, 1)
         return torus_correlation(vectors, self.correlation_distances())
 
-    def exact(self, temps: np.ndarray) -> ExactResult:
+    def exact(self, temps: np.ndarray) -> ExactResult | None:
         from ..exact.enumerate import can_enumerate, enumerate_exact
         from ..exact.ising2d import ising2d_torus
 
         lx, ly = self.shape
-        result = ising2d_torus(lx, ly, temps, J=self.J)
+        try:
+            result = ising2d_torus(lx, ly, temps, J=self.J)
+        except ValueError:  # frustrated torus (J < 0, odd length): no closed form
+            return enumerate_exact(self, temps) if can_enumerate(self) else None
         if can_enumerate(self):  # magnetisation and correlations by enumeration
             counted = enumerate_exact(self, temps)
             result = _with_magnetization(result, counted.abs_magnetization)

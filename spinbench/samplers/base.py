@@ -71,5 +71,17 @@ class AbstractSampler(eqx.Module):
         return None
 
     @abc.abstractmethod
-    def sample(self, model: AbstractModel, temps: np.ndarray, *, key: PRNGKeyArray) -> Samples:
-        """Sample ``model`` at every temperature of ``temps`` (1D, > 0)."""
+    def sample(
+        self,
+        model: AbstractModel,
+        temps: np.ndarray,
+        *,
+        key: PRNGKeyArray,
+        seed: int | None = None,
+        progress: bool | None = None,
+    ) -> Samples:
+        """Sample ``model`` at every temperature of ``temps`` (1D, > 0).
+
+        ``seed`` is recorded in the provenance (a key does not reveal it); ``progress``
+        shows a progress bar (None: only when stderr is a terminal).
+        """
