@@ -1,12 +1,20 @@
 """Metropolis throughput: attempted spin updates per nanosecond, for both update schemes.
 
     python benchmarks/metropolis_throughput.py [--model ising2d] [--sizes 8 16 32 64]
-        [--batches 1x20 4x20 16x64] [--repeats 5] [--seconds 0.3] [--format table|json]
+        [--batches 1x20 4x20 16x64] [--updates checkerboard random-site] [--generic]
+        [--repeats 5] [--seconds 0.3] [--format table|json]
+    python benchmarks/metropolis_throughput.py --rng [--words 1048576]
 
 For each lattice size, batch (temperatures x chains) and update scheme: compile and warm up
 first (excluded), pick a sweep count that takes about ``--seconds``, then time ``--repeats``
 runs of that many sweeps (each ending in ``block_until_ready``) and report the median.
-Runs on JAX's default device (``JAX_PLATFORMS=cpu`` forces the CPU).
+``--generic`` adds the checkerboard held to its generic kernel (the one any model gets) next
+to the sampler's own (for Ising2D on an even torus: the multi-spin-coded kernel).
+
+``--rng`` instead times random 32-bit words: ``jax.random.bits`` with each key
+implementation (threefry2x32, rbg, unsafe_rbg) against Threefry-2x32 applied to counters as
+the fast kernel does (one word per call, or both words of each call). Runs on JAX's default
+device (``JAX_PLATFORMS=cpu`` forces the CPU).
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spinbench.bench import GenericMetropolis
 from spinbench.registry import get_model
+from spinbench.samplers.fast_ising import threefry2x32
 from spinbench.samplers.metropolis import UPDATES, Metropolis
 
 
@@ -40,11 +50,19 @@ def cpu_name() -> str:
 
 
 def measure(
-    model: Any, update: str, n_temps: int, chains: int, *, repeats: int, seconds: float
+    model: Any,
+    update: str,
+    n_temps: int,
+    chains: int,
+    *,
+    repeats: int,
+    seconds: float,
+    generic: bool = False,
 ) -> dict[str, Any]:
     """Median attempted updates per ns of ``advance`` over ``repeats`` timed runs."""
-    sampler = Metropolis(chains=chains, update=update)
-    temps = jnp.linspace(1.5, 3.5, n_temps)
+    sampler = (GenericMetropolis if generic else Metropolis)(chains=chains, update=update)
+    kernel = "generic" if generic or sampler._fast_layout(model) is None else "packed"
+    temps = np.linspace(1.5, 3.5, n_temps)
     state = sampler.init_state(model, temps, key=jax.random.key(0))
     state = sampler.advance(model, temps, state, 2)  # compile and warm up
     state.spins.block_until_ready()
@@ -68,6 +86,7 @@ def measure(
         "model": model.name,
         "size": model.size,
         "update": update,
+        "kernel": kernel,
         "temps": n_temps,
         "chains": chains,
         "sweeps": sweeps,
@@ -87,8 +106,16 @@ def main() -> None:
     parser.add_argument("--updates", nargs="+", default=list(UPDATES), choices=UPDATES)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.3, help="Target time of one run.")
+    parser.add_argument(
+        "--generic", action="store_true", help="Also time the generic checkerboard kernel."
+    )
+    parser.add_argument("--rng", action="store_true", help="Time random words instead.")
+    parser.add_argument("--words", type=int, default=1 << 20, help="Words per --rng call.")
     parser.add_argument("--format", choices=["table", "json"], default="table")
     args = parser.parse_args()
+    if args.rng:
+        report(rng_rows(args.words, args.repeats), args.format, ["generator", "ns_per_word"])
+        return
 
     cls: Any = get_model(args.model)
     rows = []
@@ -97,16 +124,73 @@ def main() -> None:
         for batch in args.batches:
             n_temps, chains = (int(part) for part in batch.lower().split("x"))
             for update in args.updates:
-                rows.append(
-                    measure(
-                        model,
-                        update,
-                        n_temps,
-                        chains,
-                        repeats=args.repeats,
-                        seconds=args.seconds,
+                both = args.generic and update == "checkerboard"
+                for generic in (False, True) if both else (False,):
+                    rows.append(
+                        measure(
+                            model,
+                            update,
+                            n_temps,
+                            chains,
+                            repeats=args.repeats,
+                            seconds=args.seconds,
+                            generic=generic,
+                        )
                     )
-                )
+    columns = [
+        "model",
+        "size",
+        "update",
+        "kernel",
+        "temps",
+        "chains",
+        "flips_per_ns",
+        "ns_per_sweep_per_chain",
+    ]
+    report(rows, args.format, columns)
+
+
+def rng_rows(n_words: int, repeats: int) -> list[dict[str, Any]]:
+    """ns per random uint32 word of each way of drawing them, timed side by side."""
+
+    def bits(impl: str) -> Any:
+        key = jax.random.key(0, impl=impl)
+        return jax.jit(lambda: jax.random.bits(key, (n_words,), jnp.uint32))
+
+    def counter(words_per_call: int, outputs: int) -> Any:
+        def draw() -> Any:
+            i = jax.lax.iota(jnp.uint32, n_words // words_per_call)
+            y0, y1 = threefry2x32(jnp.uint32(1), jnp.uint32(2), i, jnp.zeros_like(i))
+            if words_per_call == 1:
+                return y0
+            return (y0, y1) if outputs == 2 else y0 ^ (y1 >> 1)
+
+        return jax.jit(draw)
+
+    calls = {
+        "jax.random.bits, threefry2x32 key": bits("threefry2x32"),
+        "jax.random.bits, rbg key": bits("rbg"),
+        "jax.random.bits, unsafe_rbg key": bits("unsafe_rbg"),
+        "threefry2x32 on counters, 1 word per call": counter(1, 1),
+        "threefry2x32 on counters, 2 words per call, 2 arrays": counter(2, 2),
+        "threefry2x32 on counters, 2 words per call, used together": counter(2, 1),
+    }
+    for call in calls.values():
+        jax.block_until_ready(call())
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):  # interleaved, so that load changes hit every generator alike
+        for name, call in calls.items():
+            start = time.perf_counter()
+            jax.block_until_ready(call())
+            times[name].append(time.perf_counter() - start)
+    return [
+        {"generator": name, "ns_per_word": statistics.median(t) / n_words * 1e9}
+        for name, t in times.items()
+    ]
+
+
+def report(rows: list[dict[str, Any]], output_format: str, columns: list[str]) -> None:
+    """Print ``rows`` as JSON or as a table headed by the device and CPU."""
     device = jax.devices()[0]
     header = {
         "cpu": cpu_name(),
@@ -114,22 +198,13 @@ def main() -> None:
         "device": f"{device.platform} ({getattr(device, 'device_kind', device)})",
         "jax": jax.__version__,
     }
-    if args.format == "json":
+    if output_format == "json":
         print(json.dumps({**header, "results": rows}, indent=2))
         return
     print(
         f"# JAX device: {header['device']} | CPU: {header['cpu']}, {header['cores']} cores"
         f" | jax {header['jax']}"
     )
-    columns = [
-        "model",
-        "size",
-        "update",
-        "temps",
-        "chains",
-        "flips_per_ns",
-        "ns_per_sweep_per_chain",
-    ]
     widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in columns]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     print("  ".join("-" * w for w in widths))

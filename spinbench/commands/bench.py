@@ -6,7 +6,7 @@ import click
 
 from .common import emit, format_option
 
-COLUMNS = ("case", "implementation", "flips_per_ns", "ratio", "seconds", "device")
+COLUMNS = ("case", "implementation", "flips_per_ns", "ratio", "seconds", "sweeps", "device")
 
 
 @click.command("bench")
@@ -19,9 +19,25 @@ COLUMNS = ("case", "implementation", "flips_per_ns", "ratio", "seconds", "device
     help="Timed repeats per implementation (median reported).",
 )
 @click.option("--no-random-site", is_flag=True, help="Skip the (slower) random-site kernel.")
-def bench_command(output_format: str, repeats: int, no_random_site: bool) -> None:
-    """Attempted spin flips per ns of spinbench's kernels and a plain reference."""
-    from ..bench import run_benchmarks
+@click.option(
+    "--no-generic", is_flag=True, help="Skip the generic checkerboard kernel (any model's)."
+)
+@click.option("--quick", is_flag=True, help="Tiny cases only: a smoke test, not a measurement.")
+def bench_command(
+    output_format: str, repeats: int, no_random_site: bool, no_generic: bool, quick: bool
+) -> None:
+    """Attempted spin flips per ns of spinbench's kernels and a plain reference.
 
-    records = run_benchmarks(repeats=repeats, random_site=not no_random_site)
+    2D Ising at T_c; the reference is a plain NumPy checkerboard on a CPU and a plain jitted
+    JAX checkerboard on a GPU, timed in the same process; ratio = flips/ns over the
+    reference's. Compilation is excluded; each figure is the median of --repeats calls.
+    """
+    from ..bench import QUICK_CASES, run_benchmarks
+
+    records = run_benchmarks(
+        repeats=repeats,
+        cases=QUICK_CASES if quick else None,
+        random_site=not no_random_site,
+        generic=not no_generic,
+    )
     emit(records, output_format, COLUMNS)

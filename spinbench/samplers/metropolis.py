@@ -11,12 +11,16 @@ update schemes:
   ``min(1, exp(-dE/T))`` using ``model.site_delta_energy``; a sweep is ``n_sites`` steps.
 * ``"checkerboard"``: for each colour of ``model.colouring()`` in turn, every site of that colour
   is updated at once (its neighbours have other colours, so the updates are independent); a
-  sweep is one pass over all colours, ``n_sites`` attempted updates. The fast path on GPUs.
+  sweep is one pass over all colours, ``n_sites`` attempted updates. For the built-in Ising2D
+  on an even torus a specialised kernel runs the same update (the same acceptance
+  probabilities, rounded up by less than 2^-32; :mod:`.fast_ising`: sublattices, 32 spins per
+  word, integer acceptance, counter-mode Threefry); every other model, and subclasses that
+  change the rule, get the generic kernel below.
 
-Both accept when ``log(u) < -dE/T`` with ``u`` uniform in (0, 1]: the min(1, exp) rule without
-overflow. Each chain has its own key; every sweep draws its random numbers and the chain's next
-key from it in one call, so the samples do not depend on how the sweeps are divided into jitted
-chunks (for the progress bar), and one seed on one device gives identical samples.
+The generic kernels accept when ``log(u) < -dE/T`` with ``u`` uniform in (0, 1]: the min(1, exp)
+rule without overflow. Each chain has its own key; every sweep draws its random numbers and the
+chain's next key from it in one call, so the samples do not depend on how the sweeps are divided
+into jitted chunks (for the progress bar), and one seed on one device gives identical samples.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray, Shaped
 from ..models.base import AbstractModel
 from ..provenance import provenance
 from ..samples import Samples
+from . import fast_ising
 from .base import AbstractSampler
 
 UPDATES = ("random-site", "checkerboard")
@@ -88,6 +93,8 @@ class Metropolis(AbstractSampler):
     """
 
     name: ClassVar[str] = "metropolis"
+    #: Whether specialised kernels (:mod:`.fast_ising`) may run; False keeps the generic one.
+    _fast_kernels: ClassVar[bool] = True
 
     chains: int = eqx.field(static=True, default=20, converter=_as_int)
     warmup: int = eqx.field(static=True, default=2000, converter=_as_int)
@@ -158,7 +165,7 @@ class Metropolis(AbstractSampler):
 
         The sweep count is traced, so any count reuses one compiled program.
         """
-        state, _ = self._chunk(model, temps, state, n_sweeps, 0, buffer_size=1)
+        state, _ = self._chunk(model, temps, state, n_sweeps, 0, buffer_size=0)
         return state
 
     def measure_chunk(
@@ -186,6 +193,19 @@ class Metropolis(AbstractSampler):
         Only the update rule reaches the compiled program (not the run's lengths or chain
         count), so runs that differ in those share it.
         """
+        batch = int(np.prod(state.spins.shape[:2]))
+        layout = self._fast_layout(model, batch, state.key)
+        if layout is not None:
+            host_temps = np.asarray(temps, np.float64)  # float64 thresholds: see fast_ising
+            return _run_fast_chunk(
+                layout,
+                state,
+                jnp.asarray(fast_ising.thresholds(host_temps, model.J)),
+                jnp.int32(pre_sweeps),
+                jnp.int32(self.every),
+                jnp.int32(n_records),
+                int(buffer_size),
+            )
         kernel = dataclasses.replace(self, chains=1, warmup=0, sweeps=1, every=1)
         return _run_chunk(
             kernel,
@@ -197,6 +217,26 @@ class Metropolis(AbstractSampler):
             jnp.int32(n_records),
             int(buffer_size),
         )
+
+    def _fast_layout(
+        self, model: AbstractModel, batch: int = 1, key: PRNGKeyArray | None = None
+    ) -> fast_ising.PackedLayout | None:
+        """The layout of the multi-spin-coded kernel (:mod:`.fast_ising`) when it runs this
+        sampler on ``model``, else None (the generic kernel runs).
+
+        It runs the checkerboard update of the built-in Ising2D on an even torus, unless a
+        subclass changes the acceptance rule or the sweep (the kernel hard-codes Metropolis's
+        rule), so subclasses such as a heat-bath rule keep their own behaviour.
+        """
+        if self.update != "checkerboard" or not self._fast_kernels:
+            return None
+        cls = type(self)
+        for name in ("_log_acceptance", "_sweep", "_sweep_checkerboard", "_advance_chain"):
+            if getattr(cls, name) is not getattr(Metropolis, name):
+                return None
+        if key is not None and not fast_ising.supports_key(key):
+            return None
+        return fast_ising.layout_for(model, batch)
 
     def sample(
         self,
@@ -254,8 +294,7 @@ class Metropolis(AbstractSampler):
             (len(temps), self.chains, n_samples, *model.shape), dtype=np.dtype(model.dtype)
         )
         accepted = np.zeros((len(temps), self.chains), np.float64)
-        jtemps = jnp.asarray(temps, jnp.float32)
-        state = self.init_state(model, jtemps, key=key)
+        state = self.init_state(model, temps, key=key)
         with tqdm(
             total=self.warmup + n_samples * self.every,
             unit="sweep",
@@ -267,7 +306,7 @@ class Metropolis(AbstractSampler):
             done = 0
             while done < self.warmup:  # warm-up pieces of about one chunk's sweeps
                 step = min(chunk_sweeps, self.warmup - done)
-                state, _ = self._chunk(model, jtemps, state, step, 0, buffer_size=chunk)
+                state, _ = self._chunk(model, temps, state, step, 0, buffer_size=chunk)
                 state.spins.block_until_ready()
                 done += step
                 bar.update(step)
@@ -275,7 +314,7 @@ class Metropolis(AbstractSampler):
             start = 0
             while start < n_samples:
                 count = min(chunk, n_samples - start)
-                state, measured = self._chunk(model, jtemps, state, 0, count, buffer_size=chunk)
+                state, measured = self._chunk(model, temps, state, 0, count, buffer_size=chunk)
                 states[:, :, start : start + count] = np.asarray(measured[:, :, :count])
                 accepted += np.asarray(state.accepted, np.float64)
                 state = _reset_counters(state)
@@ -446,6 +485,8 @@ def _run_chunk(
     def chain(spins: Array, key: Array, accepted: Array, temp: Array) -> tuple[Array, ...]:
         carry = kernel._advance_chain(model, spins, key, accepted, temp, pre_sweeps)
         buffer = jnp.zeros((buffer_size, *spins.shape), spins.dtype)
+        if buffer_size == 0:  # no measurements (warm-up, benchmarks)
+            return (*carry, buffer)
 
         def record(i: Array, loop: tuple[Array, ...]) -> tuple[Array, ...]:
             spins, key, accepted, buffer = loop
@@ -457,6 +498,32 @@ def _run_chunk(
     over_chains = jax.vmap(chain, in_axes=(0, 0, 0, None))
     spins, keys, accepted, buffer = jax.vmap(over_chains)(
         state.spins, state.key, state.accepted, temps
+    )
+    return MetropolisState(spins, keys, accepted), buffer
+
+
+@eqx.filter_jit
+def _run_fast_chunk(
+    layout: fast_ising.PackedLayout,
+    state: MetropolisState,
+    limits: Array,
+    pre_sweeps: Int[Array, ""],
+    every: Int[Array, ""],
+    n_records: Int[Array, ""],
+    buffer_size: int,
+) -> tuple[MetropolisState, Shaped[Array, "temps chains buffer *lattice"]]:
+    """:func:`_run_chunk` for the multi-spin-coded Ising kernel (one program per layout,
+    batch shape and buffer size; the counts and thresholds are traced)."""
+    spins, keys, accepted, buffer = fast_ising.run_chunk(
+        layout,
+        state.spins,
+        state.key,
+        state.accepted,
+        limits,
+        pre_sweeps,
+        every,
+        n_records,
+        buffer_size,
     )
     return MetropolisState(spins, keys, accepted), buffer
 
@@ -476,9 +543,9 @@ def benchmark_sweeps(
     Call it once to compile; a second call with any ``n_sweeps`` reuses the program.
     """
     sampler = Metropolis(chains=chains, warmup=0, sweeps=1, every=1, update=update, width=width)
-    jtemps = jnp.asarray(temps, jnp.float32)
-    state = sampler.init_state(model, jtemps, key=key)
-    state = sampler.advance(model, jtemps, state, n_sweeps)
+    temps = np.asarray(temps, np.float64)
+    state = sampler.init_state(model, temps, key=key)
+    state = sampler.advance(model, temps, state, n_sweeps)
     state.spins.block_until_ready()
     return state
 

@@ -1,0 +1,362 @@
+"""The multi-spin-coded Ising2D checkerboard kernel (``spinbench.samplers.fast_ising``).
+
+Three kinds of checks: the pieces (Threefry against JAX's own, packing, thresholds); the whole
+kernel bit for bit against a slow, obvious NumPy version of the same Markov chain (full
+lattice, rolls, one site at a time per colour, the same random words), so the packed layout
+cannot hide a wrong neighbour; and the distribution against exact enumeration (χ² over all
+states, acceptance rate), as for the generic kernel in ``test_metropolis.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from fractions import Fraction
+from typing import Any
+
+import jax
+import jax.extend.random as jax_random
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+from click.testing import CliRunner
+
+from spinbench.cli import main
+from spinbench.exact.enumerate import (
+    boltzmann_log_probabilities,
+    enumerate_states,
+    state_index,
+)
+from spinbench.models import XY1D, Ising1D, Ising2D
+from spinbench.samplers import fast_ising
+from spinbench.samplers.metropolis import Metropolis
+
+# --------------------------------------------------------------------------- a NumPy model
+
+
+def np_threefry(k0: Any, k1: Any, x0: Any, x1: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Threefry-2x32 (20 rounds) in NumPy uint32 arithmetic, written from the paper."""
+    rotations = ((13, 15, 26, 6), (17, 29, 16, 24))
+    arrays: list[np.ndarray] = [np.asarray(v, np.uint32) for v in (k0, k1, x0, x1)]
+    a0, a1, y0, y1 = (np.array(v) for v in np.broadcast_arrays(*arrays))
+    ks = (a0, a1, a0 ^ a1 ^ np.uint32(0x1BD11BDA))
+    y0, y1 = y0 + ks[0], y1 + ks[1]
+    for block in range(5):
+        for r in rotations[block % 2]:
+            y0 = y0 + y1
+            y1 = ((y1 << np.uint32(r)) | (y1 >> np.uint32(32 - r))) ^ y0
+        y0 = y0 + ks[(block + 1) % 3]
+        y1 = y1 + ks[(block + 2) % 3] + np.uint32(block + 1)
+    return y0, y1
+
+
+def reference_sweeps(
+    model: Ising2D, temps: np.ndarray, spins: np.ndarray, keys: np.ndarray, n_sweeps: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fast kernel's Markov chain, obviously: ``spins (temps, chains, Lx, Ly)``, keys
+    ``(temps, chains, 2)`` uint32. Returns spins, keys and flips per chain."""
+    lx, ly = model.shape
+    width = fast_ising.packed_width(lx)
+    rows, hashes = lx // width, (width + 1) // 2
+    n_temps, n_chains = spins.shape[:2]
+    spins = spins.reshape(-1, lx, ly).astype(np.int64)
+    k0, k1 = (keys.reshape(-1, 2)[:, i].copy() for i in (0, 1))
+    limits = np.repeat(fast_ising.thresholds(temps, model.J), n_chains, axis=1)  # (2, batch)
+    x, y = np.indices((lx, ly))
+    block, row = x // rows, x % rows
+    counter = ((row * (ly // 2) + y // 2) * hashes + block // 2).astype(np.uint32)
+    flips = np.zeros(len(spins), np.int64)
+    sign = 1 if model.J > 0 else -1
+    for _ in range(n_sweeps):
+        for colour in (0, 1):
+            y0, y1 = np_threefry(k0[:, None, None], k1[:, None, None], counter, colour)
+            word = np.where(block % 2 == 0, y0, y1)
+            nsum = sum(np.roll(spins, shift, axis) for shift in (1, -1) for axis in (1, 2))
+            level = sign * spins * nsum  # 4: ΔE = 8|J|, 2: ΔE = 4|J|, else ΔE <= 0
+            accept = (
+                (level <= 0)
+                | ((level == 4) & (word <= limits[0][:, None, None]))
+                | ((level == 2) & (word <= limits[1][:, None, None]))
+            )
+            accept &= (x + y) % 2 == colour
+            spins = np.where(accept, -spins, spins)
+            flips += accept.sum(axis=(1, 2))
+        k0, k1 = np_threefry(k0, k1, np.uint32(0), np.uint32(2))
+    keys = np.stack([k0, k1], -1).reshape(n_temps, n_chains, 2)
+    shape = (n_temps, n_chains)
+    return spins.reshape(*shape, lx, ly).astype(np.int8), keys, flips.reshape(shape)
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_threefry_is_jax_threefry_bit_for_bit() -> None:
+    rng = np.random.default_rng(0)
+    count = rng.integers(0, 2**32, 2 * 1000, dtype=np.uint64).astype(np.uint32)
+    for key in ([0, 0], [1, 2], [0xDEADBEEF, 0x12345678]):
+        k0, k1 = jnp.uint32(key[0]), jnp.uint32(key[1])
+        pair = (k0, k1)
+        expected = np.asarray(jax_random.threefry_2x32(pair, jnp.asarray(count)))
+        y0, y1 = fast_ising.threefry2x32(
+            k0, k1, jnp.asarray(count[:1000]), jnp.asarray(count[1000:])
+        )
+        np.testing.assert_array_equal(np.concatenate([y0, y1]), expected)
+        n0, n1 = np_threefry(np.uint32(key[0]), np.uint32(key[1]), count[:1000], count[1000:])
+        np.testing.assert_array_equal(np.concatenate([n0, n1]), expected)
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (4, 4), (2, 6), (6, 4), (10, 10), (64, 8), (34, 4)])
+def test_pack_unpack_round_trip(shape: tuple[int, int]) -> None:
+    model = Ising2D.from_size(shape)
+    layout = fast_ising.layout_for(model)
+    assert layout is not None and shape[0] % layout.width == 0
+    spins = model.random_states((3,), key=jax.random.key(1))
+    black, white = fast_ising.pack(layout, spins)
+    assert black.shape == (layout.block_rows, shape[1] // 2, 3) and black.dtype == jnp.uint32
+    assert int(jnp.max(black | white)) <= layout.mask
+    np.testing.assert_array_equal(fast_ising.unpack(layout, black, white), spins)
+    # Bit t of word (r, j) of colour 0 is the spin at row t R + r, column 2j + (row % 2).
+    x, j = 1 % shape[0], 0
+    t, r = divmod(x, layout.block_rows)
+    bit = (int(black[r, j, 0]) >> t) & 1
+    assert bit == int(spins[0, x, 2 * j + x % 2] < 0)
+
+
+def test_widths() -> None:
+    assert [fast_ising.packed_width(n) for n in (2, 4, 10, 34, 64, 256, 74)] == [
+        2,
+        4,
+        10,
+        17,
+        32,
+        32,
+        2,
+    ]
+
+
+def test_thresholds_round_up_by_less_than_two_to_minus_32() -> None:
+    temps = np.array([0.01, 0.5, 1.0, 2.269185314, 10.0, 1e6])
+    for J in (1.0, -0.7):
+        m = fast_ising.thresholds(temps, J)
+        assert m.shape == (2, len(temps)) and m.dtype == np.uint32
+        for level, delta in enumerate((8.0, 4.0)):
+            for t, T in enumerate(temps):
+                p = Fraction(float(np.exp(-delta * abs(J) / T)))
+                q = Fraction(int(m[level, t]) + 1, 2**32)  # P(u <= m), u uniform 32-bit
+                assert 0 <= q - p < Fraction(1, 2**32) or (
+                    p < Fraction(1, 2**32) and m[level, t] == 0
+                )
+
+
+# --------------------------------------------------------------------------- which kernel
+
+
+class HeatBath(Metropolis):
+    def _log_acceptance(self, delta_e: jax.Array, temp: jax.Array) -> jax.Array:
+        return -jnp.logaddexp(0.0, delta_e / temp)
+
+
+class OtherColouring(Ising2D):
+    def colouring(self) -> np.ndarray:
+        return Ising1D.colouring(self)
+
+
+def test_the_fast_kernel_runs_ising2d_checkerboard_only() -> None:
+    checkerboard = Metropolis(update="checkerboard")
+    for size in ("4", "2x6", "10", "256", "6x4"):
+        assert checkerboard._fast_layout(Ising2D.from_size(size)) is not None, size
+    assert checkerboard._fast_layout(Ising2D.from_size("4", J=-1.0)) is not None
+    assert checkerboard._fast_layout(Ising2D.from_size("3")) is None  # odd torus
+    assert checkerboard._fast_layout(Ising2D.from_size("4x5")) is None
+    assert checkerboard._fast_layout(Ising1D.from_size(6)) is None
+    assert checkerboard._fast_layout(XY1D.from_size(6)) is None
+    assert checkerboard._fast_layout(OtherColouring.from_size(4)) is None
+    assert Metropolis(update="random-site")._fast_layout(Ising2D.from_size(4)) is None
+    assert HeatBath(update="checkerboard")._fast_layout(Ising2D.from_size(4)) is None
+
+
+@pytest.mark.parametrize(
+    ("size", "J", "grid"),
+    [
+        ("4", 1.0, [1.0, 2.269, 5.0]),
+        ("2x6", -0.7, [0.8, 3.0]),
+        ("6x10", 1.0, [2.0]),
+        ("10x4", 1.3, [1.5, 2.5]),
+        ("34x2", 1.0, [2.3]),
+    ],
+)
+def test_kernel_is_the_numpy_markov_chain_bit_for_bit(
+    size: str, J: float, grid: list[float]
+) -> None:
+    """The sampler's chains equal the obvious NumPy chain exactly: the kernel runs (the
+    generic one draws other words) and packs, neighbours and accepts correctly."""
+    model, temps = Ising2D.from_size(size, J=J), np.asarray(grid)
+    sampler = Metropolis(chains=3, update="checkerboard")
+    state = sampler.init_state(model, temps, key=jax.random.key(11))
+    after = sampler.advance(model, temps, state, 5)
+    spins, keys, flips = reference_sweeps(
+        model, temps, np.asarray(state.spins), np.asarray(jax.random.key_data(state.key)), 5
+    )
+    np.testing.assert_array_equal(np.asarray(after.spins), spins)
+    np.testing.assert_array_equal(np.asarray(jax.random.key_data(after.key)), keys)
+    np.testing.assert_array_equal(np.asarray(after.accepted), flips)
+
+
+def test_unrolled_sweeps_give_the_same_chain() -> None:
+    """The GPU unroll (several sweeps per loop iteration) changes the program, not the chain."""
+    model, temps = Ising2D.from_size("6x4"), np.array([1.5, 3.0])
+    sampler = Metropolis(chains=2, update="checkerboard")
+    state = sampler.init_state(model, temps, key=jax.random.key(3))
+    layout = fast_ising.layout_for(model)
+    assert layout is not None
+    limits = jnp.asarray(fast_ising.thresholds(temps, model.J))
+    results = []
+    for unroll in (1, 3):
+        results.append(
+            fast_ising.run_chunk(
+                dataclasses.replace(layout, unroll=unroll),
+                state.spins,
+                state.key,
+                state.accepted,
+                limits,
+                jnp.int32(7),
+                jnp.int32(2),
+                jnp.int32(2),
+                2,
+            )
+        )
+    for a, b in zip(results[0], results[1], strict=True):
+        a, b = (
+            jax.random.key_data(v) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v
+            for v in (a, b)
+        )
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_chunks_seeds_and_key_implementations() -> None:
+    model, temps = Ising2D.from_size(4), np.array([1.0, 2.5])
+    sampler = Metropolis(chains=3, warmup=5, sweeps=12, every=3, update="checkerboard")
+    key = jax.random.key(5)
+    single, acc_single = sampler._run(model, temps, key=key, chunk=1)
+    odd, acc_odd = sampler._run(model, temps, key=key, chunk=3)
+    np.testing.assert_array_equal(single, odd)
+    np.testing.assert_allclose(acc_single, acc_odd)
+    other, _ = sampler._run(model, temps, key=jax.random.key(6), chunk=1)
+    assert not np.array_equal(single, other)
+    for impl in ("rbg", "unsafe_rbg"):
+        rbg_key = jax.random.key(5, impl=impl)
+        first = sampler.sample(model, temps, key=rbg_key)
+        again = sampler.sample(model, temps, key=rbg_key)
+        np.testing.assert_array_equal(first.states, again.states)
+        chunked, _ = sampler._run(model, temps, key=rbg_key, chunk=1)
+        np.testing.assert_array_equal(first.states, chunked)
+
+
+# --------------------------------------------------------------------------- distribution
+
+
+def chi2_pvalue(counts: np.ndarray, probabilities: np.ndarray) -> float:
+    """Pearson χ² p-value, pooling the smallest bins until every bin expects at least 5."""
+    expected = probabilities * counts.sum()
+    order = np.argsort(expected)
+    expected, counts = expected[order], counts[order].astype(float)
+    cut = int(np.sum(expected < 5.0))
+    while 0 < cut < len(expected) and expected[:cut].sum() < 5.0:
+        cut += 1
+    if cut:
+        expected = np.concatenate([[expected[:cut].sum()], expected[cut:]])
+        counts = np.concatenate([[counts[:cut].sum()], counts[cut:]])
+    statistic = float(np.sum((counts - expected) ** 2 / expected))
+    return float(scipy.stats.chi2.sf(statistic, len(expected) - 1))
+
+
+def independent_draws(
+    model: Ising2D, temps: np.ndarray, draws: int, seed: int, warmup: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
+    """One configuration from each of ``draws`` independent chains per T after ``warmup + 1``
+    sweeps ``(temps, draws, *lattice)``, and each chain's acceptance in its last sweep."""
+    sampler = Metropolis(chains=draws, warmup=warmup, sweeps=1, every=1, update="checkerboard")
+    assert sampler._fast_layout(model) is not None
+    samples = sampler.sample(model, temps, key=jax.random.key(seed))
+    return samples.states[:, :, 0], samples.info["acceptance"]
+
+
+@pytest.mark.parametrize("J", [1.0, -0.5])
+def test_chi2_against_exact_distribution(J: float) -> None:
+    """χ² of independent draws against the Boltzmann distribution over all 65,536 states of
+    the 4x4 torus (the rare ones pooled), low / critical / high T, combined by Fisher.
+
+    (Not on tori with a side of 2: there the checkerboard chain itself, generic kernel
+    included, does not reach the Boltzmann distribution from random starts.)
+    """
+    model = Ising2D.from_size(4, J=J)
+    temps = np.array([1.5, Ising2D.critical_temperature, 4.0]) * abs(J)
+    states, _ = independent_draws(model, temps, 8000, seed=1)
+    probabilities = np.exp(np.asarray(boltzmann_log_probabilities(model, temps), np.float64))
+    pvalues = []
+    for t in range(len(temps)):
+        index = np.asarray(state_index(model, states[t]))
+        counts = np.bincount(index, minlength=probabilities.shape[1])
+        pvalues.append(chi2_pvalue(counts, probabilities[t]))
+    combined = scipy.stats.combine_pvalues(np.maximum(pvalues, 1e-300), method="fisher").pvalue
+    assert combined > 1e-3, pvalues
+
+
+def test_chi2_detects_a_wrong_temperature() -> None:
+    """The same test rejects draws made at 1.3 T: it has the power to see a wrong kernel."""
+    model = Ising2D.from_size(4)
+    temps = np.array([1.5, Ising2D.critical_temperature, 4.0])
+    states, _ = independent_draws(model, 1.3 * temps, 8000, seed=1)
+    probabilities = np.exp(np.asarray(boltzmann_log_probabilities(model, temps), np.float64))
+    pvalues = [
+        chi2_pvalue(
+            np.bincount(
+                np.asarray(state_index(model, states[t])), minlength=probabilities.shape[1]
+            ),
+            probabilities[t],
+        )
+        for t in range(len(temps))
+    ]
+    assert scipy.stats.combine_pvalues(np.maximum(pvalues, 1e-300), method="fisher").pvalue < 1e-6
+
+
+def test_acceptance_rate_is_exact_at_equilibrium() -> None:
+    """The counted acceptance equals the exact Boltzmann mean of min(1, exp(-ΔE/T)) over
+    sites (each colour's update keeps the distribution), within |z| < 4."""
+    model, temps = Ising2D.from_size(4), np.array([1.5, Ising2D.critical_temperature, 4.0])
+    configurations = jnp.asarray(enumerate_states(model))
+    delta = np.asarray(model.delta_energy(configurations, -configurations), np.float64)
+    delta = delta.reshape(len(delta), -1)
+    probabilities = np.exp(np.asarray(boltzmann_log_probabilities(model, temps), np.float64))
+    expected = np.array(
+        [
+            np.sum(p * np.mean(np.minimum(1.0, np.exp(-delta / T)), axis=1))
+            for p, T in zip(probabilities, temps, strict=True)
+        ]
+    )
+    _, acceptance = independent_draws(model, temps, 8000, seed=2)
+    measured = acceptance.mean(axis=1)
+    stderr = acceptance.std(axis=1, ddof=1) / np.sqrt(acceptance.shape[1])
+    z = np.abs(measured - expected) / stderr
+    assert np.all(z < 4), (measured, expected, z)
+
+
+# --------------------------------------------------------------------------- spinbench bench
+
+
+def test_bench_command_reports_every_kernel_against_the_reference() -> None:
+    result = CliRunner().invoke(main, ["bench", "--quick", "--repeats", "1", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.output)
+    names = {r["implementation"] for r in records}
+    assert names == {
+        "plain NumPy checkerboard",
+        "spinbench checkerboard",
+        "spinbench checkerboard (generic)",
+        "spinbench random-site",
+    }
+    for record in records:
+        assert record["flips_per_ns"] > 0 and record["device"]
+        if record["implementation"] == "plain NumPy checkerboard":
+            assert record["ratio"] == 1
