@@ -13,7 +13,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,23 @@ from typing import Any
 import numpy as np
 
 FORMAT_VERSION = 1
+
+
+@contextmanager
+def atomic_directory(directory: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a staging folder beside ``directory`` that replaces it when the block succeeds;
+    on any failure the staging folder is removed and ``directory`` is left as it was."""
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 @dataclass(frozen=True)
@@ -68,21 +86,12 @@ class Samples:
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write atomically to ``directory`` (replacing an existing set there)."""
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with atomic_directory(directory) as staging:
             arrays = {"states": self.states, "temps": np.asarray(self.temps, np.float64)}
             arrays.update({f"info_{k}": np.asarray(v) for k, v in self.info.items()})
             np.savez(staging / "samples.npz", **arrays)  # type: ignore[arg-type]
             (staging / "samples.json").write_text(json.dumps(self.metadata(), indent=2))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> Samples:

@@ -45,8 +45,6 @@ import abc
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
@@ -57,7 +55,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from ..models.base import AbstractModel
 from ..samplers.base import build_from_options
-from ..samples import Samples
+from ..samples import Samples, atomic_directory
 
 #: Version of the on-disk layout written by :meth:`TrainedGenerator.save`.
 TRAINED_FORMAT_VERSION = 1
@@ -232,9 +230,6 @@ class TrainedGenerator:
         divergence record)."""
         from ..provenance import provenance
 
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         meta = {
             "format": TRAINED_FORMAT_VERSION,
             "generator": self.generator.name,
@@ -249,18 +244,12 @@ class TrainedGenerator:
             "info": self.info,
             "provenance": provenance(seed=self.seed, settings=self.generator.settings()),
         }
-        try:
+        with atomic_directory(directory) as staging:
             eqx.tree_serialise_leaves(staging / "params.eqx", self.params)
             history = {k: np.asarray(v) for k, v in self.history.items()}
             np.savez(staging / "history.npz", **history)  # type: ignore[arg-type]
             (staging / "trained.json").write_text(json.dumps(meta, indent=2))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> TrainedGenerator:
