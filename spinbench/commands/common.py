@@ -43,6 +43,28 @@ def temps_option(required: bool = True) -> Callable[[F], F]:
     )
 
 
+def model_options(function: F) -> F:
+    """``--size``, ``--temps``, ``--boundary`` and ``--coupling``: a model and its grid."""
+    decorators = [
+        click.option(
+            "--size", required=True, help="Lattice size: '6' for a chain, '10' or '10x12'."
+        ),
+        temps_option(),
+        click.option(
+            "--boundary",
+            type=click.Choice(["free", "periodic"]),
+            default=None,
+            help="Boundary condition (default: the model's own, free for chains).",
+        ),
+        click.option(
+            "--coupling", "J", type=float, default=1.0, show_default=True, help="Coupling J."
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
 def _parse_temps_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     if value is None:
         return None

@@ -7,7 +7,7 @@ from typing import Any
 import click
 import numpy as np
 
-from .common import build_model, emit, format_option, temps_option
+from .common import build_model, emit, format_option, model_options
 
 COLUMNS = ("model", "size", "boundary", "T", "observable", "r", "exact", "source")
 
@@ -53,15 +53,7 @@ def exact_records(model: Any, temps: np.ndarray) -> list[dict[str, Any]]:
 
 @click.command("exact")
 @click.argument("model_name", metavar="MODEL")
-@click.option("--size", required=True, help="Lattice size: '6' for a chain, '10' or '10x12'.")
-@temps_option()
-@click.option(
-    "--boundary",
-    type=click.Choice(["free", "periodic"]),
-    default=None,
-    help="Boundary condition (default: the model's own, free for chains).",
-)
-@click.option("--coupling", "J", type=float, default=1.0, show_default=True, help="Coupling J.")
+@model_options
 @format_option()
 def exact_command(
     model_name: str,

@@ -18,7 +18,7 @@ from ..analysis import RECORD_KEYS, analyse
 from ..registry import RegistryError, get_sampler
 from ..samplers.base import AbstractSampler, OptionError, options_of
 from ..samples import Samples, cached
-from .common import build_model, emit, format_option, temps_option
+from .common import build_model, emit, format_option, model_options
 
 COLUMNS = (*RECORD_KEYS, "acceptance")
 
@@ -76,15 +76,7 @@ def _produce(sampler: AbstractSampler, model: Any, temps: np.ndarray, seed: int)
 
 @click.command("sample")
 @click.argument("model_name", metavar="MODEL")
-@click.option("--size", required=True, help="Lattice size: '6' for a chain, '10' or '10x12'.")
-@temps_option()
-@click.option(
-    "--boundary",
-    type=click.Choice(["free", "periodic"]),
-    default=None,
-    help="Boundary condition (default: the model's own, free for chains).",
-)
-@click.option("--coupling", "J", type=float, default=1.0, show_default=True, help="Coupling J.")
+@model_options
 @click.option(
     "--sampler",
     "sampler_name",

@@ -24,7 +24,7 @@ from ..generators.base import TrainingDiverged
 from ..registry import RegistryError, get_generator, get_sampler
 from ..samplers.base import OptionError
 from ..samples import Samples, cached
-from .common import build_model, emit, format_option, temps_option
+from .common import build_model, emit, format_option, model_options
 from .sample import default_cache
 
 COLUMNS = (*RECORD_KEYS, "status", "reason")
@@ -97,15 +97,7 @@ def train_records(model: Any, trained: Any, samples: Samples, exact: Any) -> lis
 @click.command("train")
 @click.argument("generator_name", metavar="GENERATOR")
 @click.argument("model_name", metavar="MODEL")
-@click.option("--size", required=True, help="Lattice size: '6' for a chain, '10' or '10x12'.")
-@temps_option()
-@click.option(
-    "--boundary",
-    type=click.Choice(["free", "periodic"]),
-    default=None,
-    help="Boundary condition (default: the model's own, free for chains).",
-)
-@click.option("--coupling", "J", type=float, default=1.0, show_default=True, help="Coupling J.")
+@model_options
 @click.option(
     "--option",
     "options",
