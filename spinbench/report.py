@@ -52,8 +52,8 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
                 "TV noise floor": tv["noise_floor"].astype(float).mean() if len(tv) else np.nan,
                 "wall time (s)": float(group["wall_time"].astype(float).max()),
                 "failures": "; ".join(
-                    f"T={row.T}: {row.reason}" if pd.notna(row.T) else str(row.reason)
-                    for row in failures.itertuples()
+                    str(reason) if pd.isna(T) else f"T={T}: {reason}"
+                    for T, reason in zip(failures["T"], failures["reason"], strict=True)
                 ),
             }
         )

@@ -196,7 +196,7 @@ def train(
                 chunk_epochs=chunk_epochs,
             )
             curves.append({k: np.asarray(v) for k, v in chunk_curves.items()})
-            bar.update(min(chunk_epochs, bar.total - bar.n))
+            bar.update(min(chunk_epochs, int(bar.total or 0) - bar.n))
             loss = curves[-1]["loss"][:, -1]
             if np.isfinite(loss).any():
                 bar.set_postfix(loss=f"{np.nanmean(loss):.4g}")
