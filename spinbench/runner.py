@@ -17,6 +17,7 @@ import os
 import tempfile
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -352,7 +353,7 @@ class Runner:
         start = time.perf_counter()
         bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not self.progress)
         with bar:
-            for payload in self.executor.map(self._run_and_tick(bar), todo):
+            for payload in self.executor.map(self._run_and_tick(bar, todo), todo):
                 self.log(
                     f"cell {payload['cell']}: {payload['status']} ({payload['wall_time']:.1f} s)"
                 )
@@ -360,11 +361,20 @@ class Runner:
         self.write_results(table, time.perf_counter() - start)
         return table
 
-    def _run_and_tick(self, bar: Any) -> Callable[[Cell], dict[str, Any]]:
+    def _run_and_tick(self, bar: Any, todo: list[Cell]) -> Callable[[Cell], dict[str, Any]]:
+        """Run a cell, tick the bar, and let go of a model's reference samples once its last
+        cell is done (they stay in the on-disk cache), so a grid of many models holds one
+        model's configurations at a time, not all of them."""
+        pending = Counter(cell.model.label() for cell in todo)
+
         def run(cell: Cell) -> dict[str, Any]:
             bar.set_postfix_str(cell.id)
             payload = self.run_cell(cell)
             bar.update()
+            label = cell.model.label()
+            pending[label] -= 1
+            if pending[label] <= 0:
+                self._references.pop(label, None)
             return payload
 
         return run

@@ -203,6 +203,27 @@ def test_kernel_is_the_numpy_markov_chain_bit_for_bit(
     np.testing.assert_array_equal(np.asarray(after.accepted), flips)
 
 
+def test_acceptance_count_passes_two_to_the_31_without_wrapping() -> None:
+    """One call of 33,000 sweeps of a 256x256 lattice at T = 1000 accepts about 2.15e9 flips,
+    past the int32 range, which the counters used to wrap round; the acceptance it gives
+    must equal that of the exact rule, min(1, exp(-ΔE/T)) averaged over the four ΔE levels."""
+    model, temps = Ising2D.from_size(256), np.array([1000.0])
+    sampler = Metropolis(chains=1, update="checkerboard")
+    assert sampler._fast_layout(model) is not None
+    sweeps = 33_000
+    state = sampler.init_state(model, temps, key=jax.random.key(5))
+    after = sampler.advance(model, temps, state, sweeps)
+    accepted = float(after.accepted[0, 0])
+    assert accepted > 2**31
+    # At T = 1000 the lattice is all but uncorrelated: k = 0..4 anti-aligned neighbours with
+    # weights 1, 4, 6, 4, 1 (/16) and ΔE = 8, 4, 0, ... (correlations change this by ~1e-6;
+    # the statistical error of 3e6 rejections is ~1e-6 too).
+    T = float(temps[0])
+    expected = 1 - (1 - np.exp(-8 / T)) / 16 - 4 * (1 - np.exp(-4 / T)) / 16
+    rate = accepted / (sweeps * model.n_sites)
+    assert abs(rate - expected) < 2e-5, (rate, expected)
+
+
 def test_unrolled_sweeps_give_the_same_chain() -> None:
     """The GPU unroll (several sweeps per loop iteration) changes the program, not the chain."""
     model, temps = Ising2D.from_size("6x4"), np.array([1.5, 3.0])

@@ -22,6 +22,7 @@ from jaxtyping import Array, Float
 
 from spinbench import stats
 from spinbench.analysis import analyse, measure
+from spinbench.exact.enumerate import boltzmann_log_probabilities, enumerate_states
 from spinbench.models import XY1D, AbstractModel, Ising1D, Ising2D
 from spinbench.models.base import parse_size
 from spinbench.registry import get_sampler
@@ -242,6 +243,62 @@ def test_inputs_checked_before_any_work() -> None:
     assert problem is not None and "neighbouring sites in one colour" in problem
     with pytest.raises(ValueError, match="neighbouring sites in one colour"):
         Metropolis(update="checkerboard").sample(bad, np.array([1.0]), key=jax.random.key(0))
+
+
+def checkerboard_sweep_matrix(model: AbstractModel, temp: float) -> np.ndarray:
+    """The exact transition matrix of one checkerboard sweep of Metropolis flips over all
+    2^n states (enumeration order): colour by colour, every site of the colour flips
+    independently with probability min(1, exp(-ΔE / T)), ΔE from the model itself."""
+    assert model.spin_values is not None and len(model.spin_values) == 2
+    states = enumerate_states(model)
+    n_states, n = len(states), model.n_sites
+    flipped = np.where(states == model.spin_values[0], model.spin_values[1], model.spin_values[0])
+    delta = np.asarray(model.delta_energy(jnp.asarray(states), jnp.asarray(flipped)), np.float64)
+    colours = np.asarray(model.colouring()).reshape(-1)
+    sweep = np.eye(n_states)
+    for colour in np.unique(colours):
+        sites = np.flatnonzero(colours == colour)
+        p_flip = np.minimum(1.0, np.exp(-delta.reshape(n_states, n)[:, sites] / temp))
+        half = np.zeros((n_states, n_states))
+        for pattern in itertools.product((0, 1), repeat=len(sites)):
+            chosen = np.asarray(pattern, bool)
+            weight = np.prod(np.where(chosen, p_flip, 1.0 - p_flip), axis=1)
+            bits = np.sum(1 << (n - 1 - sites[chosen]))  # site 0 is the most significant digit
+            np.add.at(half, (np.arange(n_states), np.arange(n_states) ^ bits), weight)
+        sweep = sweep @ half
+    return sweep
+
+
+@pytest.mark.parametrize(
+    ("model", "temp"),
+    [
+        (Ising1D.from_size(4, boundary="periodic"), 1.5),
+        (Ising1D.from_size(6, boundary="periodic"), 2.5),
+        (Ising1D.from_size(2, boundary="periodic"), 1.5),
+        (Ising1D.from_size(6), 1.5),
+        (Ising2D.from_size("2x4"), 1.5),
+        (Ising2D.from_size("4x2", J=-0.7), 3.0),
+    ],
+    ids=["ring4", "ring6", "ring2", "free6", "torus2x4", "torus4x2-afm"],
+)
+def test_checkerboard_refused_exactly_where_the_sweep_does_not_mix(
+    model: AbstractModel, temp: float
+) -> None:
+    """Metropolis flips with ΔE = 0 always happen, so some lattices trap the checkerboard
+    chain: there the exact sweep matrix keeps the Boltzmann distribution but has the
+    eigenvalue 1 more than once (classes it never leaves), and supports() must refuse them."""
+    sweep = checkerboard_sweep_matrix(model, temp)
+    boltzmann = np.exp(np.asarray(boltzmann_log_probabilities(model, np.array([temp]))[0]))
+    np.testing.assert_allclose(boltzmann @ sweep, boltzmann, atol=1e-12)
+    eigenvalues = np.linalg.eigvals(sweep)
+    stationary = int(np.sum(np.abs(eigenvalues - 1.0) < 1e-8))
+    problem = Metropolis(update="checkerboard").supports(model)
+    assert (stationary > 1) == (problem is not None), (stationary, problem)
+    if problem is not None:
+        assert "not ergodic" in problem and "random-site" in problem
+        assert Metropolis(update="random-site").supports(model) is None
+        with pytest.raises(ValueError, match="not ergodic"):
+            Metropolis(update="checkerboard").sample(model, np.array([temp]), key=jax.random.key(0))
 
 
 @pytest.mark.parametrize(("n", "expected"), [(500, 25), (10, 1), (499, 1), (1, 1), (40, 2)])

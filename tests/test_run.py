@@ -9,13 +9,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from spinbench.cli import main
-from spinbench.runner import COLUMNS
+from spinbench.grid import load_grid
+from spinbench.runner import COLUMNS, LocalExecutor, Runner
 
 TINY = """
 seed = 1
@@ -143,6 +145,31 @@ def test_killed_run_resumes_to_the_same_table(tmp_path: Path) -> None:
         comparable(pd.read_csv(killed / "results.csv")),
         comparable(pd.read_csv(whole / "results.csv")),
     )
+
+
+def test_a_models_reference_is_let_go_after_its_last_cell(tmp_path: Path) -> None:
+    """The runner holds one model's reference configurations at a time: when the cells of
+    the second model run, the first model's samples are no longer in memory."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        TINY.format(bad="metropolis", bad_options="")
+        .replace('methods = ["metropolis", "metropolis"]', 'methods = ["metropolis"]')
+        .replace('[[methods]]\nname = "metropolis"\n\n', "", 1)
+    )
+    spec = load_grid(grid)
+    held: list[tuple[str, list[str]]] = []
+
+    class Watching(LocalExecutor):
+        def map(self, function: Any, cells: Any) -> Any:
+            for cell in cells:
+                held.append((cell.id, sorted(runner._references)))
+                yield function(cell)
+
+    runner = Runner(spec, tmp_path / "out", executor=Watching(), progress=False)
+    runner.run()
+    first, second = (model.label() for model in spec.models)
+    assert held == [(f"{first}-metropolis", []), (f"{second}-metropolis", [])]
+    assert runner._references == {}
 
 
 @pytest.mark.slow

@@ -82,3 +82,22 @@ class QuickPresetRun:
 
     def peakmem_quick_preset(self) -> None:
         run_quick_preset()
+
+
+class PaperPresetRun:
+    """The whole ``paper`` preset (the README's main job): peak memory of the process.
+
+    About 8 minutes on a 2-core CPU (most of it the Ising2D 10x10 VAE's training), so leave
+    it out of quick runs with ``--bench "^(?!.*paper)"`` when in a hurry.
+    """
+
+    timeout = 3600.0
+
+    def peakmem_paper_preset(self) -> None:
+        import tempfile
+
+        from spinbench.presets import load_preset
+        from spinbench.runner import Runner
+
+        with tempfile.TemporaryDirectory() as out:
+            Runner(load_preset("paper"), out, progress=False).run()

@@ -166,16 +166,23 @@ def likelihood_problem(model: AbstractModel, likelihood: str, readout: str) -> s
 
 # ---------------------------------------------------------------------------- building blocks
 class BoundaryConv(eqx.Module):
-    """A k=3 convolution that pads by the boundary condition: circular on periodic lattices
-    (``jnp.pad(mode="wrap")``), zeros on free ones, then a VALID convolution of stride
-    ``stride``. With ``upsample=s`` it is the transposed convolution of stride ``s`` instead
-    (the same as inserting ``s - 1`` zeros between inputs and convolving), so a shift by one
-    input site shifts the output by ``s`` sites on a periodic lattice.
+    """A k=3 convolution that pads by the boundary condition: circular on periodic lattices,
+    zeros on free ones, then a VALID convolution of stride ``stride``. With ``upsample=s`` it
+    is the transposed convolution of stride ``s`` instead (the same as inserting ``s - 1``
+    zeros between inputs and convolving), so a shift by one input site shifts the output by
+    ``s`` sites on a periodic lattice.
 
-    Computed from explicit windows and matrix products (the transposed one phase by phase,
-    skipping the inserted zeros): vmapped over temperatures (distinct weights each) these are
-    batched matrix products, where XLA's CPU grouped convolution was about 30 times slower at
-    these tiny channel counts.
+    Computed channels-last from matrix products, in whichever of two exact forms moves less
+    data (XLA's CPU convolution, grouped once vmapped over temperatures, was 5 to 30 times
+    slower at these channel counts, docs/performance.md):
+
+    * ``"gather"``: stack the input windows of every tap, ``(*out, taps * cin)``, and multiply
+      once by the ``(taps * cin, cout)`` weight (im2col);
+    * ``"scatter"``: multiply every input site once by the ``(cin, taps * cout)`` weight and
+      add up the taps' outputs, each shifted to where it lands.
+
+    The first is cheaper when ``cin`` is small (the input layer), the second when ``cout`` is
+    (the output layer, where the first would be a matrix-vector product).
     """
 
     weight: Float[Array, "cout cin taps"]
@@ -204,50 +211,142 @@ class BoundaryConv(eqx.Module):
         self.ndim, self.stride, self.upsample = ndim, stride, upsample
         self.mode = "wrap" if boundary == "periodic" else "constant"
 
-    def _combine(self, taps: list[int], windows: list[Array], sizes: list[int]) -> Array:
-        """Sum over ``taps`` of weight[:, :, tap] applied to its window, plus the bias."""
-        patches = jnp.stack(windows, axis=1).reshape(-1, math.prod(sizes))  # (cin*taps, out)
+    def __call__(self, x: Float[Array, " cin *lattice"]) -> Float[Array, " cout *out"]:
+        return jnp.moveaxis(self.channels_last(jnp.moveaxis(x, 0, -1)), -1, 0)
+
+    def out_shape(self, lattice: tuple[int, ...]) -> tuple[int, ...]:
+        """Lattice shape of the output for an input of lattice shape ``lattice``."""
+        if self.upsample > 1:
+            return tuple(n * self.upsample for n in lattice)
+        return tuple((n - 1) // self.stride + 1 for n in lattice)
+
+    def channels_last(
+        self, x: Float[Array, "*lattice cin"], *, method: str | None = None
+    ) -> Float[Array, "*out cout"]:
+        """The convolution of one configuration laid out ``(*lattice, cin)``.
+
+        ``method`` is ``"gather"`` or ``"scatter"`` (see the class); ``None`` picks the one
+        that materialises fewer numbers.
+        """
+        cout, cin, _ = self.weight.shape
+        lattice = tuple(x.shape[:-1])
+        if method is None:
+            n_in, n_out = math.prod(lattice), math.prod(self.out_shape(lattice))
+            gathered = cin * (n_in if self.upsample > 1 else n_out)
+            method = "gather" if gathered <= cout * n_in else "scatter"
+        if method == "gather":
+            out = self._gather(x) if self.upsample == 1 else self._gather_transposed(x)
+        elif method == "scatter":
+            out = self._scatter(x) if self.upsample == 1 else self._scatter_transposed(x)
+        else:
+            raise ValueError(f"method must be 'gather' or 'scatter', got {method!r}")
+        return out + self.bias
+
+    # -- the two forms
+    def _offsets(self) -> list[tuple[int, ...]]:
+        return list(itertools.product(range(KERNEL), repeat=self.ndim))
+
+    def _weight_by_tap(self, taps: list[int]) -> Float[Array, "taps_cin cout"]:
+        """``(len(taps) * cin, cout)``: the weight of the listed taps, tap-major."""
         if len(taps) < self.weight.shape[2]:  # static slices, not a gather
             weight = jnp.stack([self.weight[:, :, t] for t in taps], axis=2)
         else:
             weight = self.weight
-        weight = weight.reshape(weight.shape[0], -1)
-        # (patches^T weight^T)^T: the layout XLA's CPU dot runs fastest once vmapped.
-        out = (patches.T @ weight.T).T + self.bias[:, None]
-        return out.reshape(-1, *sizes)
+        return weight.transpose(2, 1, 0).reshape(-1, weight.shape[0])
 
-    def __call__(self, x: Float[Array, " cin *lattice"]) -> Float[Array, " cout *out"]:
+    def _padded(self, x: Array) -> Array:
         pad = KERNEL // 2
-        padded = jnp.pad(x, [(0, 0)] + [(pad, pad)] * self.ndim, mode=self.mode)
-        offsets = list(itertools.product(range(KERNEL), repeat=self.ndim))
+        return jnp.pad(x, [(pad, pad)] * self.ndim + [(0, 0)], mode=self.mode)
 
-        def window(start: tuple[int, ...], sizes: list[int], step: int) -> Array:
-            index = (
-                slice(o, o + (n - 1) * step + 1, step) for o, n in zip(start, sizes, strict=True)
-            )
-            return padded[(slice(None), *index)]
+    def _gather(self, x: Array) -> Array:
+        padded, sizes, step = self._padded(x), self.out_shape(x.shape[:-1]), self.stride
 
-        if self.upsample == 1:
-            sizes = [(n - 1) // self.stride + 1 for n in x.shape[1:]]
-            windows = [window(o, sizes, self.stride) for o in offsets]
-            return self._combine(list(range(len(offsets))), windows, sizes)
-        # Transposed: output site s*i + r reads tap t where (r + t - pad) is a multiple of s,
-        # at input site i + (r + t - pad) // s.
-        s, sizes = self.upsample, list(x.shape[1:])
+        def window(start: tuple[int, ...]) -> Array:
+            ends = [o + (n - 1) * step + 1 for o, n in zip(start, sizes, strict=True)]
+            return padded[tuple(slice(o, e, step) for o, e in zip(start, ends, strict=True))]
+
+        windows = [window(start) for start in self._offsets()]
+        return jnp.concatenate(windows, axis=-1) @ self._weight_by_tap(list(range(len(windows))))
+
+    def _gather_transposed(self, x: Array) -> Array:
+        # Output site s*i + r reads tap t where (r + t - pad) is a multiple of s, at input
+        # site i + (r + t - pad) // s.
+        pad, s, sizes = KERNEL // 2, self.upsample, x.shape[:-1]
+        padded = self._padded(x)
         phases = []
         for phase in itertools.product(range(s), repeat=self.ndim):
             taps, windows = [], []
-            for tap, offset in enumerate(offsets):
+            for tap, offset in enumerate(self._offsets()):
                 shift = [r + t - pad for r, t in zip(phase, offset, strict=True)]
                 if all(d % s == 0 for d in shift):
                     taps.append(tap)
-                    windows.append(window(tuple(pad + d // s for d in shift), sizes, 1))
-            phases.append(self._combine(taps, windows, sizes))
-        # Interleave the phases: (s,)*d + (cout, *sizes) -> (cout, n0*s, n1*s, ...).
-        out = jnp.stack(phases).reshape(*(s,) * self.ndim, -1, *sizes)
-        d = self.ndim
-        order = [d] + [axis for k in range(d) for axis in (d + 1 + k, k)]
-        return out.transpose(order).reshape(-1, *(n * s for n in sizes))
+                    first = [pad + d // s for d in shift]
+                    windows.append(
+                        padded[tuple(slice(f, f + n) for f, n in zip(first, sizes, strict=True))]
+                    )
+            phases.append(jnp.concatenate(windows, axis=-1) @ self._weight_by_tap(taps))
+        return self._interleave(phases)
+
+    def _per_tap(self, x: Array) -> Array:
+        """``(*lattice, taps, cout)``: every tap's weight applied to every input site."""
+        cout, cin, taps = self.weight.shape
+        product = x @ self.weight.transpose(1, 2, 0).reshape(cin, taps * cout)
+        return product.reshape(*x.shape[:-1], taps, cout)
+
+    def _shifted(self, y: Array, by: list[int]) -> Array:
+        """``out[i] = y[i + by]`` on the lattice axes (wrapped, or zero outside)."""
+        for axis, d in enumerate(by):
+            if d == 0:
+                continue
+            if self.mode == "wrap":
+                y = jnp.roll(y, -d, axis=axis)
+                continue
+            n = y.shape[axis]
+            zeros = jnp.zeros_like(lax.slice_in_dim(y, 0, abs(d), axis=axis))
+            kept = lax.slice_in_dim(y, max(d, 0), n + min(d, 0), axis=axis)
+            y = jnp.concatenate([kept, zeros] if d > 0 else [zeros, kept], axis=axis)
+        return y
+
+    def _scatter(self, x: Array) -> Array:
+        # out[o] = sum_t W_t x[s*o + t - pad]: shift each tap's products, add, subsample.
+        pad, per_tap = KERNEL // 2, self._per_tap(x)
+        out = _add(
+            [
+                self._shifted(per_tap[..., tap, :], [t - pad for t in offset])
+                for tap, offset in enumerate(self._offsets())
+            ]
+        )
+        if self.stride > 1:
+            out = out[(slice(None, None, self.stride),) * self.ndim]
+        return out
+
+    def _scatter_transposed(self, x: Array) -> Array:
+        pad, s, per_tap = KERNEL // 2, self.upsample, self._per_tap(x)
+        phases = []
+        for phase in itertools.product(range(s), repeat=self.ndim):
+            terms = []
+            for tap, offset in enumerate(self._offsets()):
+                shift = [r + t - pad for r, t in zip(phase, offset, strict=True)]
+                if all(d % s == 0 for d in shift):
+                    terms.append(self._shifted(per_tap[..., tap, :], [d // s for d in shift]))
+            phases.append(_add(terms))
+        return self._interleave(phases)
+
+    def _interleave(self, phases: list[Array]) -> Array:
+        """Phase ``r`` of output site ``s*i + r`` from the phases' ``(*sizes, cout)`` arrays."""
+        s, d = self.upsample, self.ndim
+        sizes = phases[0].shape[:-1]
+        out = jnp.stack(phases).reshape(*(s,) * d, *sizes, -1)
+        order = [axis for k in range(d) for axis in (d + k, k)] + [2 * d]
+        return out.transpose(order).reshape(*(n * s for n in sizes), -1)
+
+
+def _add(terms: list[Array]) -> Array:
+    """The sum of a non-empty list of arrays."""
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
 
 
 def conv_strides(shape: tuple[int, ...]) -> int:
@@ -271,7 +370,8 @@ class ConvStack(eqx.Module):
         )
 
     def __call__(self, x: Float[Array, " c *lattice"]) -> Float[Array, " c2 *reduced"]:
-        return activation(self.second(activation(self.first(x))))
+        h = activation(self.first.channels_last(jnp.moveaxis(x, 0, -1)))
+        return jnp.moveaxis(activation(self.second.channels_last(h)), -1, 0)
 
 
 class TransposedConvStack(eqx.Module):
@@ -291,7 +391,8 @@ class TransposedConvStack(eqx.Module):
         self.second = BoundaryConv(ndim, channels, cout, model.boundary, key=k2)
 
     def __call__(self, h: Float[Array, " c2 *reduced"]) -> Float[Array, " cout *lattice"]:
-        return self.second(activation(self.first(h)))
+        h = activation(self.first.channels_last(jnp.moveaxis(h, 0, -1)))
+        return jnp.moveaxis(self.second.channels_last(h), -1, 0)
 
 
 def reduced_shape(shape: tuple[int, ...]) -> tuple[int, ...]:

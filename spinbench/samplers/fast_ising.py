@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jaxtyping import Array, Int, Shaped, UInt32
+from jaxtyping import Array, Float, Int, Shaped, UInt32
 
 #: Largest number of spins per word (the bits of a uint32).
 MAX_WIDTH = 32
@@ -392,7 +392,7 @@ def run_chunk(
     layout: PackedLayout,
     spins: Shaped[Array, "temps chains lx ly"],
     keys: Array,
-    accepted: Int[Array, "temps chains"],
+    accepted: Float[Array, "temps chains"],
     limits: UInt32[Array, "2 temps"],
     pre_sweeps: Int[Array, ""],
     every: Int[Array, ""],
@@ -425,7 +425,9 @@ def run_chunk(
         carry, buffer = lax.fori_loop(0, n_records, record, (carry, buffer))
     black, white, k0, k1, flips = carry
     spins = unpack(layout, black, white).reshape(spins.shape).astype(spins.dtype)
-    counted = jnp.sum(flips, axis=(0, 1)).reshape(n_temps, n_chains)
+    # Per word at most 32 per sweep, so the int32 word counts are exact; their sum over a large
+    # lattice is not (2^31 is a few sweeps of 16384^2), so it is taken in float32.
+    counted = jnp.sum(flips.astype(jnp.float32), axis=(0, 1)).reshape(n_temps, n_chains)
     return spins, rewrap_keys(k0, k1, keys), accepted + counted, buffer
 
 

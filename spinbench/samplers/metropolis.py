@@ -73,12 +73,45 @@ class MetropolisState(eqx.Module):
     """The chains of one run: configurations, one key per chain, accepted-update counters.
 
     ``accepted`` counts accepted single-site updates since the counters were last reset
-    (int32: :meth:`Metropolis.sample` resets them after every chunk).
+    (:meth:`Metropolis.sample` resets them after every chunk). Each sweep's count is an exact
+    integer, added to a float32 total: exact up to 2^24 per chain, and beyond that within a
+    relative 2^-24 per sweep instead of wrapping round as an int32 would (one call of a few
+    sweeps of a 16384^2 lattice makes more than 2^31).
     """
 
     spins: Shaped[Array, "temps chains *lattice"]
     key: PRNGKeyArray  # shape (temps, chains)
-    accepted: Int[Array, "temps chains"]
+    accepted: Float[Array, "temps chains"]
+
+
+def checkerboard_trap(model: AbstractModel) -> str | None:
+    """Why the checkerboard chain of Metropolis flips never mixes on ``model``, or None.
+
+    A two-valued spin whose flip costs ΔE = 0 always flips, so a half-sweep moves domain walls
+    deterministically. Two lattices are known to trap the chain in classes it never leaves
+    (checked against the exact sweep matrix in ``tests/test_metropolis.py``; 2D tori with
+    even sides of at least 4 mix, as the χ² tests of the sampler show):
+
+    * a periodic chain of N >= 4 sites: every wall hops to the other sublattice of bonds each
+      half-sweep and walls are made or removed in (even, odd) pairs, so the difference of the
+      numbers of walls on even and on odd bonds never changes;
+    * a periodic lattice with a side of 2, where each site has the same neighbour on both
+      sides along it (verified on 2D tori; assumed in more dimensions).
+    """
+    if model.spin_values is None or len(model.spin_values) != 2 or model.boundary != "periodic":
+        return None
+    described = f"{model.name} {model.size} ({model.boundary})"
+    if len(model.shape) == 1 and model.shape[0] >= 4:
+        return (
+            f"on the ring {described} the difference between the numbers of domain walls on "
+            "even and on odd bonds is conserved from sweep to sweep"
+        )
+    if len(model.shape) > 1 and 2 in model.shape:
+        return (
+            f"{described} has a side of 2, where a site's two neighbours along it are the same "
+            "site, and the chain of sweeps splits into classes it never leaves"
+        )
+    return None
 
 
 class Metropolis(AbstractSampler):
@@ -90,6 +123,10 @@ class Metropolis(AbstractSampler):
     every ``every`` sweeps (trailing sweeps that would end in no measurement are not run).
     ``width`` bounds the move of a continuous spin, ``theta + U(-width, width)``; None draws a
     new uniform angle (discrete spins ignore it).
+
+    ``update="checkerboard"`` updates one colour of ``model.colouring()`` at a time, all its
+    sites at once: the same stationary distribution, much faster, but :meth:`supports`
+    refuses the lattices where that chain never mixes (see :func:`checkerboard_trap`).
     """
 
     name: ClassVar[str] = "metropolis"
@@ -138,6 +175,9 @@ class Metropolis(AbstractSampler):
             clash &= table != np.arange(model.n_sites)[:, None]
             if clash.any():
                 return f"{model.name}'s colouring() puts neighbouring sites in one colour"
+            trap = checkerboard_trap(model)
+            if trap is not None:
+                return f"checkerboard updates are not ergodic: {trap}; use update='random-site'"
         return None
 
     # ------------------------------------------------------------------ public entry points
@@ -152,7 +192,7 @@ class Metropolis(AbstractSampler):
         keys = jax.random.split(chain_key, n_temps * self.chains)
         keys = keys.reshape((n_temps, self.chains, *keys.shape[1:]))
         spins = model.random_states((n_temps, self.chains), key=init_key)
-        return MetropolisState(spins, keys, jnp.zeros((n_temps, self.chains), jnp.int32))
+        return MetropolisState(spins, keys, jnp.zeros((n_temps, self.chains), jnp.float32))
 
     def advance(
         self,
@@ -412,7 +452,7 @@ class Metropolis(AbstractSampler):
         model: AbstractModel,
         spins: Shaped[Array, "*lattice"],
         key: PRNGKeyArray,
-        accepted: Int[Array, ""],
+        accepted: Float[Array, ""],
         temp: Float[Array, ""],
         n_sweeps: Int[Array, ""] | int,
     ) -> tuple[Array, Array, Array]:
@@ -421,7 +461,7 @@ class Metropolis(AbstractSampler):
         def body(_: Any, carry: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
             spins, key, accepted = carry
             spins, count, key = self._sweep(model, spins, temp, key)
-            return spins, key, accepted + count
+            return spins, key, accepted + count.astype(jnp.float32)
 
         return lax.fori_loop(0, n_sweeps, body, (spins, key, accepted))
 
@@ -550,4 +590,4 @@ def benchmark_sweeps(
     return state
 
 
-__all__ = ["UPDATES", "Metropolis", "MetropolisState", "benchmark_sweeps"]
+__all__ = ["UPDATES", "Metropolis", "MetropolisState", "benchmark_sweeps", "checkerboard_trap"]

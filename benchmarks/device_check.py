@@ -1,0 +1,129 @@
+"""Issue 7's checks for a lent GPU, in one script of about five minutes that prints a table last.
+
+    PYTHONPATH=. python benchmarks/device_check.py [--paper] [--repeats 5]
+
+It installs nothing and runs on JAX's default device (on a CPU it runs too, as a rehearsal).
+In order:
+
+1. **Same chain on the device as on the CPU.** The multi-spin-coded kernel's arithmetic is
+   exact integer arithmetic, so 20 sweeps of a 64x32 torus (three temperatures x four
+   chains) must give the same spins, keys and acceptance counts on both, bit for bit.
+2. **Metropolis throughput**, ``spinbench bench``'s cases for the device (on a GPU: one
+   16384² lattice, one 4096² lattice, 400 lattices of 10x10 for 2000 sweeps), against the
+   plain reference timed in the same process.
+3. **Training**: milliseconds per Adam step of the paper's Ising2D 10x10 conv-VAE cell (nine
+   temperatures, batch 500, all in one program), compilation excluded, and the 2,000 steps
+   of the cell extrapolated from it.
+4. With ``--paper``: the whole ``paper`` preset (the README's main job), wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+
+def same_chain_everywhere() -> str:
+    """'same' when the device's packed kernel repeats the CPU's chain bit for bit."""
+    from spinbench.models import Ising2D
+    from spinbench.samplers.metropolis import Metropolis
+
+    model, temps = Ising2D.from_size("64x32"), np.array([1.5, 2.269185314, 3.0])
+    sampler = Metropolis(chains=4, update="checkerboard")
+    assert sampler._fast_layout(model) is not None
+    results = []
+    for device in (jax.devices()[0], jax.devices("cpu")[0]):
+        with jax.default_device(device):
+            state = sampler.init_state(model, temps, key=jax.random.key(7))
+            after = sampler.advance(model, temps, state, 20)
+            results.append(
+                [
+                    np.asarray(after.spins),
+                    np.asarray(jax.random.key_data(after.key)),
+                    np.asarray(after.accepted),
+                ]
+            )
+    same = all(np.array_equal(a, b) for a, b in zip(*results, strict=True))
+    return "same" if same else "DIFFERENT"
+
+
+def training_step_ms(repeats: int) -> tuple[float, float]:
+    """(ms per step, final mean loss) of the paper's 2D conv-VAE cell on random spins."""
+    from spinbench.generators.training import TrainConfig, train
+    from spinbench.generators.vae import VAE, encode_spins
+    from spinbench.models import Ising2D
+
+    model, n_temps = Ising2D.from_size(10), 9
+    generator = VAE()
+    key = jax.random.key(0)
+    params = generator.init(model, n_temps, key=key)
+    states = np.random.default_rng(0).choice(np.array([-1, 1], np.int8), (n_temps, 10000, 10, 10))
+    features = encode_spins(model, states)
+    objective = generator._objective(model)
+    config = TrainConfig(epochs=2, batch_size=500, chunks=1, progress=False)
+    result = train(objective, params, features, config, key=key)  # compiles
+    jax.block_until_ready(result.params)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = train(objective, params, features, config, key=key)
+        jax.block_until_ready(result.params)
+        seconds.append(time.perf_counter() - start)
+    steps = result.epochs_run * result.steps_per_epoch
+    return 1000 * float(np.median(seconds)) / steps, float(np.nanmean(result.history["loss"]))
+
+
+def paper_preset_seconds() -> float:
+    from spinbench.presets import load_preset
+    from spinbench.runner import Runner
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        Runner(load_preset("paper"), out, progress=False).run()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--paper", action="store_true", help="also run the whole paper preset")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    needed = ("equinox", "optax", "jaxtyping", "scipy", "pandas", "pluggy", "click", "tqdm")
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SystemExit(
+            f"missing on this machine: {', '.join(missing)} (spinbench's dependencies). The "
+            "device cannot reach the network: carry pure-Python wheels and put each .whl on "
+            "PYTHONPATH (zip import), e.g. PYTHONPATH=.:wheels/tqdm-4.67.1-py3-none-any.whl"
+        )
+
+    from spinbench.bench import machine, run_benchmarks
+
+    where = machine()
+    print(f"device: {where}; jax {jax.__version__}", flush=True)
+    rows: list[tuple[str, str]] = []
+    rows.append(("packed kernel, device vs CPU, 20 sweeps", same_chain_everywhere()))
+    print(rows[-1], flush=True)
+    for record in run_benchmarks(repeats=args.repeats, random_site=False, generic=False):
+        label = f"{record['case']}, {record['implementation']}"
+        rows.append((label, f"{record['flips_per_ns']:.3g} flips/ns (x{record['ratio']:.3g})"))
+        print(rows[-1], flush=True)
+    ms, loss = training_step_ms(args.repeats)
+    rows.append(("conv VAE 10x10, 9 temps x batch 500, per step", f"{ms:.1f} ms (loss {loss:.4g})"))
+    rows.append(("  -> the paper's 2D VAE cell, 2000 steps", f"{2000 * ms / 1000:.0f} s"))
+    print(rows[-2:], flush=True)
+    if args.paper:
+        rows.append(("paper preset end to end", f"{paper_preset_seconds():.0f} s"))
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{where}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
