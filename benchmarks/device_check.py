@@ -36,8 +36,12 @@ def same_chain_everywhere() -> str:
     model, temps = Ising2D.from_size("64x32"), np.array([1.5, 2.269185314, 3.0])
     sampler = Metropolis(chains=4, update="checkerboard")
     assert sampler._fast_layout(model) is not None
+    try:
+        cpu = jax.devices("cpu")[0]
+    except RuntimeError:  # JAX_PLATFORMS names the accelerator only
+        return "skipped (no CPU backend: leave JAX_PLATFORMS unset)"
     results = []
-    for device in (jax.devices()[0], jax.devices("cpu")[0]):
+    for device in (jax.devices()[0], cpu):
         with jax.default_device(device):
             state = sampler.init_state(model, temps, key=jax.random.key(7))
             after = sampler.advance(model, temps, state, 20)
@@ -93,13 +97,15 @@ def main() -> None:
     parser.add_argument("--paper", action="store_true", help="also run the whole paper preset")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    needed = ("equinox", "optax", "jaxtyping", "scipy", "pandas", "pluggy", "click", "tqdm")
+    needed = ["equinox", "optax", "jaxtyping", "scipy", "pandas", "pluggy", "click", "tqdm"]
+    needed += ["matplotlib"] if args.paper else []  # the run's report draws figures
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         raise SystemExit(
-            f"missing on this machine: {', '.join(missing)} (spinbench's dependencies). The "
-            "device cannot reach the network: carry pure-Python wheels and put each .whl on "
-            "PYTHONPATH (zip import), e.g. PYTHONPATH=.:wheels/tqdm-4.67.1-py3-none-any.whl"
+            f"missing on this machine: {', '.join(missing)} (spinbench's dependencies), and the "
+            "device cannot reach the network. A pure-Python one can travel as a wheel put on "
+            "PYTHONPATH (zip import), e.g. PYTHONPATH=.:wheels/tqdm-4.67.1-py3-none-any.whl; "
+            "without matplotlib, leave out --paper."
         )
 
     from spinbench.bench import machine, run_benchmarks

@@ -147,9 +147,19 @@ def parse_grid(text: str, source: str = "<grid>") -> GridSpec:
     raw_models = data.get("models")
     if not isinstance(raw_models, list) or not raw_models:
         raise fail("models", "at least one [[models]] table is required")
-    models = []
+    models: list[ModelSpec] = []
     for index, entry in enumerate(raw_models):
-        models.append(_parse_model(entry, index, fail))
+        model = _parse_model(entry, index, fail)
+        twin = next((m for m in models if m.label() == model.label()), None)
+        if twin is not None:  # cells, samples and references are named by the label
+            raise fail(
+                "name",
+                f"a second [[models]] table for {model.label()!r}: its cells would overwrite "
+                "the first one's; put all its temperatures in one table",
+                "models",
+                index,
+            )
+        models.append(model)
 
     raw_methods = data.get("methods", [])
     if not isinstance(raw_methods, list):

@@ -63,6 +63,7 @@ def test_good_grid_is_parsed() -> None:
         (('methods = ["vae"]', 'methods = ["vea"]'), "key 'models[0].methods'"),
         (("epochs = 3", "epochs = 3\nname = 'x'"), "not valid TOML"),
         (("seed = 3", "seed = 3\nspeed = 1"), "line 3: key 'speed': unknown key"),
+        (('"Ising2D"\nsize = 4', '"ising1d"\nsize = 6'), "key 'models[1].name': a second"),
     ],
 )
 def test_malformed_grids_name_the_key_and_line(edit: tuple[str, str], message: str) -> None:

@@ -26,6 +26,7 @@ into jitted chunks (for the progress bar), and one seed on one device gives iden
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import operator
 import sys
@@ -73,10 +74,10 @@ class MetropolisState(eqx.Module):
     """The chains of one run: configurations, one key per chain, accepted-update counters.
 
     ``accepted`` counts accepted single-site updates since the counters were last reset
-    (:meth:`Metropolis.sample` resets them after every chunk). Each sweep's count is an exact
-    integer, added to a float32 total: exact up to 2^24 per chain, and beyond that within a
-    relative 2^-24 per sweep instead of wrapping round as an int32 would (one call of a few
-    sweeps of a 16384^2 lattice makes more than 2^31).
+    (:meth:`Metropolis.sample` resets them after every chunk). The counts are exact integers
+    per sweep (generic kernel) or per 32-spin word over a call (packed kernel), totalled in
+    float32: exact up to 2^24 per chain, beyond that within a relative 2^-24 per addition,
+    instead of wrapping round as an int32 would (a few sweeps of 16384^2 pass 2^31).
     """
 
     spins: Shaped[Array, "temps chains *lattice"]
@@ -84,32 +85,152 @@ class MetropolisState(eqx.Module):
     accepted: Float[Array, "temps chains"]
 
 
+#: Largest number of states over which :func:`checkerboard_trap` counts frozen configurations.
+FROZEN_ENUMERATION_MAX_STATES = 2**20
+#: Largest share of the Boltzmann distribution a checkerboard chain may be unable to reach.
+MISSED_MASS_LIMIT = 1e-3
+
+
+def frozen(model: AbstractModel, states: Array) -> Array:
+    """True for each configuration ``(*batch, *shape)`` of two-valued spins in which every
+    site's flip costs ΔE = 0: a checkerboard sweep of Metropolis flips then flips every site of
+    each colour in turn, deterministically, and the chain cycles through two such states for
+    ever (the fields of a colour's sites come only from the other colours, which all flip)."""
+    assert model.spin_values is not None and len(model.spin_values) == 2
+    down, up = model.spin_values
+    flipped = jnp.where(states == down, up, down).astype(states.dtype)
+    delta = model.delta_energy(states, flipped)
+    axes = tuple(range(delta.ndim - len(model.shape), delta.ndim))
+    tolerance = 1e-4 * (1.0 + jnp.max(jnp.abs(delta), axis=axes))
+    return jnp.all(jnp.abs(delta) <= jnp.expand_dims(tolerance, axes), axis=axes)
+
+
+_FROZEN_SHARE: dict[str, float] = {}
+
+
+def frozen_share(model: AbstractModel) -> float | None:
+    """The share of all configurations that are :func:`frozen`, by enumeration (None when the
+    model has more than :data:`FROZEN_ENUMERATION_MAX_STATES` states or is not two-valued).
+
+    It bounds the Boltzmann mass of the frozen configurations at every temperature: their
+    energy is 0 (every bond term cancels in pairs) and ``Z >= 2^N e^{-<E>/T} = 2^N`` by
+    Jensen's inequality for a zero-field Ising-like model, whose uniform mean energy is 0."""
+    from ..exact.enumerate import enumerate_states
+
+    if model.spin_values is None or len(model.spin_values) != 2:
+        return None
+    if 2**model.n_sites > FROZEN_ENUMERATION_MAX_STATES:
+        return None
+    key = f"{type(model).__module__}.{type(model).__qualname__}:{model.describe()}"
+    if key not in _FROZEN_SHARE:
+        states = jnp.asarray(enumerate_states(model))
+        _FROZEN_SHARE[key] = float(jnp.mean(frozen(model, states)))
+    return _FROZEN_SHARE[key]
+
+
+#: Largest number of states over which :func:`closed_classes` follows every sweep.
+CLASS_ENUMERATION_MAX_STATES = 2**12
+
+
+def closed_classes(model: AbstractModel) -> int | None:
+    """How many closed classes the checkerboard chain of Metropolis flips has on ``model``
+    (two-valued spins; None beyond :data:`CLASS_ENUMERATION_MAX_STATES` states).
+
+    Which transitions are possible does not depend on the temperature (0 < T < inf): a site
+    of the colour being updated flips for sure when its ΔE <= 0 and may or may not flip
+    otherwise. A chain started anywhere ends in one closed class; with one, it samples the
+    Boltzmann distribution from every start."""
+    import scipy.sparse
+    import scipy.sparse.csgraph
+
+    from ..exact.enumerate import enumerate_states
+
+    assert model.spin_values is not None and len(model.spin_values) == 2
+    n, n_states = model.n_sites, 2**model.n_sites
+    if n_states > CLASS_ENUMERATION_MAX_STATES:
+        return None
+    states = enumerate_states(model)
+    down, up = model.spin_values
+    flipped = np.where(states == down, up, down).astype(states.dtype)
+    delta = np.asarray(model.delta_energy(jnp.asarray(states), jnp.asarray(flipped)))
+    certain = delta.reshape(n_states, n) <= 0
+    colours = np.asarray(model.colouring()).reshape(-1)
+    index = np.arange(n_states)
+    sweep = scipy.sparse.identity(n_states, dtype=bool, format="csr")
+    for colour in np.unique(colours):
+        sites = np.flatnonzero(colours == colour)
+        rows, cols = [], []
+        for pattern in itertools.product((False, True), repeat=len(sites)):
+            chosen = np.asarray(pattern)
+            possible = np.all(chosen | ~certain[:, sites], axis=1)  # every sure flip is made
+            bits = int(np.sum(1 << (n - 1 - sites[chosen])))  # site 0: most significant digit
+            rows.append(index[possible])
+            cols.append(index[possible] ^ bits)
+        rows_, cols_ = np.concatenate(rows), np.concatenate(cols)
+        half = scipy.sparse.csr_array(
+            (np.ones(len(rows_), bool), (rows_, cols_)), shape=(n_states, n_states)
+        )
+        sweep = (sweep @ half).astype(bool)
+    count, labels = scipy.sparse.csgraph.connected_components(
+        sweep, directed=True, connection="strong"
+    )
+    edges = sweep.tocoo()
+    leaving = np.zeros(count, bool)
+    leaving[labels[edges.row][labels[edges.row] != labels[edges.col]]] = True
+    return int(np.sum(~leaving))
+
+
 def checkerboard_trap(model: AbstractModel) -> str | None:
-    """Why the checkerboard chain of Metropolis flips never mixes on ``model``, or None.
+    """Why a checkerboard chain of Metropolis flips cannot be trusted on ``model``, or None.
 
-    A two-valued spin whose flip costs ΔE = 0 always flips, so a half-sweep moves domain walls
-    deterministically. Two lattices are known to trap the chain in classes it never leaves
-    (checked against the exact sweep matrix in ``tests/test_metropolis.py``; 2D tori with
-    even sides of at least 4 mix, as the χ² tests of the sampler show):
+    A two-valued spin whose flip costs ΔE = 0 always flips, so half-sweeps move domain walls
+    deterministically, and the chain of sweeps can split into classes it never leaves while
+    keeping the Boltzmann distribution. What the exact sweep matrix shows
+    (``tests/test_metropolis.py``, and a review's reachability counts up to the 4x4 torus):
 
-    * a periodic chain of N >= 4 sites: every wall hops to the other sublattice of bonds each
-      half-sweep and walls are made or removed in (even, odd) pairs, so the difference of the
-      numbers of walls on even and on odd bonds never changes;
-    * a periodic lattice with a side of 2, where each site has the same neighbour on both
-      sides along it (verified on 2D tori; assumed in more dimensions).
+    * periodic rings of N >= 3 split into large classes: for even N every wall hops to the
+      other sublattice of bonds each half-sweep and walls are made or removed in (even, odd)
+      pairs, so the difference of the numbers of walls on even and on odd bonds is conserved.
+      Refused.
+    * with more than two colours (odd rings, tori with an odd side) small lattices trap
+      chains in other ways (two-state cycles on the 3x4 torus) while others mix (3x3, 2x3),
+      and nothing bounds what is missed: lattices up to :data:`CLASS_ENUMERATION_MAX_STATES`
+      states are accepted when :func:`closed_classes` finds one class, larger ones refused.
+    * with two colours (2D tori with even sides, free chains) the only other classes found
+      are two-state cycles of :func:`frozen` configurations, entered only from a start among
+      them: the sampler never starts there (:meth:`Metropolis.init_state`), so it misses their
+      Boltzmann mass, at most their share of all configurations (:func:`frozen_share`):
+      36 / 2^16 = 5.5e-4 on the 4x4 torus but 4 / 2^8 = 1.6e-2 on 2x4. Refused where the
+      share exceeds :data:`MISSED_MASS_LIMIT`; beyond :data:`FROZEN_ENUMERATION_MAX_STATES`
+      states it is not counted (it falls about as 2^-N: 4 / 2^12 on 2x6, 4 / 2^16 on 2x8).
     """
-    if model.spin_values is None or len(model.spin_values) != 2 or model.boundary != "periodic":
+    if model.spin_values is None or len(model.spin_values) != 2:
         return None
     described = f"{model.name} {model.size} ({model.boundary})"
-    if len(model.shape) == 1 and model.shape[0] >= 4:
+    if len(model.shape) == 1 and model.boundary == "periodic" and model.shape[0] >= 3:
         return (
-            f"on the ring {described} the difference between the numbers of domain walls on "
-            "even and on odd bonds is conserved from sweep to sweep"
+            f"on the ring {described} the chain of sweeps splits into classes it never leaves "
+            "(for even N the difference between the numbers of domain walls on even and on odd "
+            "bonds is conserved)"
         )
-    if len(model.shape) > 1 and 2 in model.shape:
+    colours = int(np.max(np.asarray(model.colouring()))) + 1
+    if colours > 2:
+        classes = closed_classes(model)
+        if classes is None:
+            return (
+                f"{described} needs {colours} colours; with more than two, two-valued spins can "
+                "be trapped (two-state cycles on the 3x4 torus) and the lattice is too large "
+                f"to check (more than {CLASS_ENUMERATION_MAX_STATES} states)"
+            )
+        if classes > 1:
+            return f"on {described} the chain of sweeps has {classes} classes it never leaves"
+        return None  # one class: every start reaches it (frozen states included)
+    share = frozen_share(model)
+    if share is not None and share > MISSED_MASS_LIMIT:
         return (
-            f"{described} has a side of 2, where a site's two neighbours along it are the same "
-            "site, and the chain of sweeps splits into classes it never leaves"
+            f"on {described} {share:.2g} of all configurations have ΔE = 0 at every site; a "
+            "chain never reaches them from elsewhere, and they can carry that share of the "
+            f"Boltzmann distribution (more than {MISSED_MASS_LIMIT:g})"
         )
     return None
 
@@ -177,7 +298,7 @@ class Metropolis(AbstractSampler):
                 return f"{model.name}'s colouring() puts neighbouring sites in one colour"
             trap = checkerboard_trap(model)
             if trap is not None:
-                return f"checkerboard updates are not ergodic: {trap}; use update='random-site'"
+                return f"checkerboard updates cannot be trusted: {trap}; use update='random-site'"
         return None
 
     # ------------------------------------------------------------------ public entry points
@@ -192,6 +313,9 @@ class Metropolis(AbstractSampler):
         keys = jax.random.split(chain_key, n_temps * self.chains)
         keys = keys.reshape((n_temps, self.chains, *keys.shape[1:]))
         spins = model.random_states((n_temps, self.chains), key=init_key)
+        two_valued = model.spin_values is not None and len(model.spin_values) == 2
+        if self.update == "checkerboard" and two_valued:
+            spins = _thaw(model, spins)
         return MetropolisState(spins, keys, jnp.zeros((n_temps, self.chains), jnp.float32))
 
     def advance(
@@ -466,6 +590,19 @@ class Metropolis(AbstractSampler):
         return lax.fori_loop(0, n_sweeps, body, (spins, key, accepted))
 
 
+def _thaw(model: AbstractModel, spins: Array) -> Array:
+    """``spins`` with the first site flipped in every :func:`frozen` configuration.
+
+    A checkerboard chain started in one would cycle between two frozen states for ever; with
+    one site flipped, that site's neighbours feel a field and the start is an ordinary one."""
+    assert model.spin_values is not None
+    down, up = model.spin_values
+    batch = spins.shape[: spins.ndim - len(model.shape)]
+    flat = spins.reshape(*batch, model.n_sites)
+    first = jnp.where(frozen(model, spins), jnp.where(flat[..., 0] == down, up, down), flat[..., 0])
+    return flat.at[..., 0].set(first.astype(spins.dtype)).reshape(spins.shape)
+
+
 def _draw(key: PRNGKeyArray, n_words: int) -> tuple[PRNGKeyArray, Array, PRNGKeyArray]:
     """The successor of ``key``, ``n_words`` random uint32 words and one spare key, all from
     one call of the generator (the keys are random words, as ``jax.random.split`` makes them).
@@ -590,4 +727,13 @@ def benchmark_sweeps(
     return state
 
 
-__all__ = ["UPDATES", "Metropolis", "MetropolisState", "benchmark_sweeps", "checkerboard_trap"]
+__all__ = [
+    "UPDATES",
+    "Metropolis",
+    "MetropolisState",
+    "benchmark_sweeps",
+    "checkerboard_trap",
+    "closed_classes",
+    "frozen",
+    "frozen_share",
+]
