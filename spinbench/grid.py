@@ -154,8 +154,9 @@ def parse_grid(text: str, source: str = "<grid>") -> GridSpec:
         if twin is not None:  # cells, samples and references are named by the label
             raise fail(
                 "name",
-                f"a second [[models]] table for {model.label()!r}: its cells would overwrite "
-                "the first one's; put all its temperatures in one table",
+                f"a second [[models]] table for {model.label()!r}: results are keyed by name, "
+                "size and boundary, so its cells would overwrite the first one's; put all its "
+                "temperatures in one table (another J needs a grid and --out of its own)",
                 "models",
                 index,
             )

@@ -25,6 +25,7 @@ into jitted chunks (for the progress bar), and one seed on one device gives iden
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -91,41 +92,53 @@ FROZEN_ENUMERATION_MAX_STATES = 2**20
 MISSED_MASS_LIMIT = 1e-3
 
 
+def _zero_tolerance(model: AbstractModel) -> float:
+    """ΔE below this is 0 (float32 sums of bond terms of size |J|)."""
+    return 1e-4 * abs(float(model.J))
+
+
 def frozen(model: AbstractModel, states: Array) -> Array:
     """True for each configuration ``(*batch, *shape)`` of two-valued spins in which every
-    site's flip costs ΔE = 0: a checkerboard sweep of Metropolis flips then flips every site of
-    each colour in turn, deterministically, and the chain cycles through two such states for
-    ever (the fields of a colour's sites come only from the other colours, which all flip)."""
+    site's flip costs ΔE = 0. With two colours a checkerboard sweep of Metropolis flips then
+    flips every site of each colour in turn, deterministically, and the chain cycles through
+    two such states for ever (a colour's fields come only from the other colour, which all
+    flipped); with more colours that need not happen."""
     assert model.spin_values is not None and len(model.spin_values) == 2
     down, up = model.spin_values
     flipped = jnp.where(states == down, up, down).astype(states.dtype)
     delta = model.delta_energy(states, flipped)
     axes = tuple(range(delta.ndim - len(model.shape), delta.ndim))
-    tolerance = 1e-4 * (1.0 + jnp.max(jnp.abs(delta), axis=axes))
-    return jnp.all(jnp.abs(delta) <= jnp.expand_dims(tolerance, axes), axis=axes)
+    return jnp.all(jnp.abs(delta) <= _zero_tolerance(model), axis=axes)
 
 
-_FROZEN_SHARE: dict[str, float] = {}
+_FROZEN_SHARE: dict[AbstractModel, float] = {}
 
 
 def frozen_share(model: AbstractModel) -> float | None:
     """The share of all configurations that are :func:`frozen`, by enumeration (None when the
     model has more than :data:`FROZEN_ENUMERATION_MAX_STATES` states or is not two-valued).
 
-    It bounds the Boltzmann mass of the frozen configurations at every temperature: their
-    energy is 0 (every bond term cancels in pairs) and ``Z >= 2^N e^{-<E>/T} = 2^N`` by
-    Jensen's inequality for a zero-field Ising-like model, whose uniform mean energy is 0."""
+    It bounds the Boltzmann mass of the frozen configurations at every temperature for a
+    zero-field model of pair interactions (the built-in Ising models; a plugin's two-valued
+    model with a field or other terms is outside this argument): their energy is minus a
+    quarter of the sum of the sites' ΔE, i.e. 0, and ``Z >= 2^N e^{-<E>/T} = 2^N`` by
+    Jensen's inequality, the uniform mean energy being 0."""
     from ..exact.enumerate import enumerate_states
 
     if model.spin_values is None or len(model.spin_values) != 2:
         return None
     if 2**model.n_sites > FROZEN_ENUMERATION_MAX_STATES:
         return None
-    key = f"{type(model).__module__}.{type(model).__qualname__}:{model.describe()}"
-    if key not in _FROZEN_SHARE:
+    try:
+        known = _FROZEN_SHARE.get(model)  # models compare by their fields
+    except TypeError:  # a model with unhashable fields: count every time
+        known = None
+    if known is None:
         states = jnp.asarray(enumerate_states(model))
-        _FROZEN_SHARE[key] = float(jnp.mean(frozen(model, states)))
-    return _FROZEN_SHARE[key]
+        known = float(jnp.mean(frozen(model, states)))
+        with contextlib.suppress(TypeError):
+            _FROZEN_SHARE[model] = known
+    return known
 
 
 #: Largest number of states over which :func:`closed_classes` follows every sweep.
@@ -139,7 +152,9 @@ def closed_classes(model: AbstractModel) -> int | None:
     Which transitions are possible does not depend on the temperature (0 < T < inf): a site
     of the colour being updated flips for sure when its ΔE <= 0 and may or may not flip
     otherwise. A chain started anywhere ends in one closed class; with one, it samples the
-    Boltzmann distribution from every start."""
+    Boltzmann distribution from every start. (In float32 the generic kernel never makes an
+    uphill flip with ΔE / T > 16.6, its smallest log-uniform, and refuses a ΔE = 0 flip with
+    probability 2^-24; neither is modelled here.)"""
     import scipy.sparse
     import scipy.sparse.csgraph
 
@@ -153,7 +168,7 @@ def closed_classes(model: AbstractModel) -> int | None:
     down, up = model.spin_values
     flipped = np.where(states == down, up, down).astype(states.dtype)
     delta = np.asarray(model.delta_energy(jnp.asarray(states), jnp.asarray(flipped)))
-    certain = delta.reshape(n_states, n) <= 0
+    certain = delta.reshape(n_states, n) <= _zero_tolerance(model)
     colours = np.asarray(model.colouring()).reshape(-1)
     index = np.arange(n_states)
     sweep = scipy.sparse.identity(n_states, dtype=bool, format="csr")
