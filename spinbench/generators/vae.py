@@ -24,6 +24,7 @@ This module also holds the pieces the AVB generator shares: :class:`AbstractNeur
 from __future__ import annotations
 
 import abc
+import functools
 import itertools
 import math
 from typing import Any, ClassVar
@@ -246,12 +247,10 @@ class BoundaryConv(eqx.Module):
     def _offsets(self) -> list[tuple[int, ...]]:
         return list(itertools.product(range(KERNEL), repeat=self.ndim))
 
-    def _weight_by_tap(self, taps: list[int]) -> Float[Array, "taps_cin cout"]:
-        """``(len(taps) * cin, cout)``: the weight of the listed taps, tap-major."""
-        if len(taps) < self.weight.shape[2]:  # static slices, not a gather
-            weight = jnp.stack([self.weight[:, :, t] for t in taps], axis=2)
-        else:
-            weight = self.weight
+    def _weight_by_tap(self, taps: list[int], weight: Array) -> Float[Array, "taps_cin cout"]:
+        """``(len(taps) * cin, cout)``: ``weight`` of the listed taps, tap-major."""
+        if len(taps) < weight.shape[2]:  # static slices, not a gather
+            weight = jnp.stack([weight[:, :, t] for t in taps], axis=2)
         return weight.transpose(2, 1, 0).reshape(-1, weight.shape[0])
 
     def _padded(self, x: Array) -> Array:
@@ -259,14 +258,50 @@ class BoundaryConv(eqx.Module):
         return jnp.pad(x, [(pad, pad)] * self.ndim + [(0, 0)], mode=self.mode)
 
     def _gather(self, x: Array) -> Array:
+        # The scatter-form input gradient needs phases of equal size: lengths divisible by
+        # the stride (conv_strides only strides such lattices).
+        if all(n % self.stride == 0 for n in x.shape[:-1]):
+            static = eqx.tree_at(lambda m: (m.weight, m.bias), self, (None, None), is_leaf=_is_none)
+            return _gather_conv(static, self.weight, x)
+        return self._gather_windows(self.weight, x)
+
+    def _gather_windows(self, weight: Array, x: Array) -> Array:
+        """The gather form with ``weight``, differentiated by JAX (any lattice lengths)."""
+        return self._patches(x) @ self._weight_by_tap(list(range(weight.shape[2])), weight)
+
+    def _patches(self, x: Array) -> Array:
+        """``(*out, taps * cin)``: the input window of every tap at every output site."""
         padded, sizes, step = self._padded(x), self.out_shape(x.shape[:-1]), self.stride
 
         def window(start: tuple[int, ...]) -> Array:
             ends = [o + (n - 1) * step + 1 for o, n in zip(start, sizes, strict=True)]
             return padded[tuple(slice(o, e, step) for o, e in zip(start, ends, strict=True))]
 
-        windows = [window(start) for start in self._offsets()]
-        return jnp.concatenate(windows, axis=-1) @ self._weight_by_tap(list(range(len(windows))))
+        return jnp.concatenate([window(start) for start in self._offsets()], axis=-1)
+
+    def _gather_input_gradient(self, weight: Array, grad: Array) -> Array:
+        """The gradient of the gather form with respect to its input, in scatter form.
+
+        Input site ``s*o + t - pad`` received ``W_t x`` for output ``o``, so it gets back
+        ``W_t^T g[o]``: one product per output site, then each tap's result shifted into its
+        phase of the input lattice. Differentiating the gather form instead transposes the
+        padding and the strided windows, which XLA:CPU runs slowly: a training step of the
+        paper's 2D VAE is 8% faster this way (docs/performance.md).
+        """
+        cout, cin, taps = weight.shape
+        pad, s = KERNEL // 2, self.stride
+        per_tap = (grad @ weight.transpose(0, 2, 1).reshape(cout, taps * cin)).reshape(
+            *grad.shape[:-1], taps, cin
+        )
+        phases = []
+        for phase in itertools.product(range(s), repeat=self.ndim):
+            terms = []
+            for tap, offset in enumerate(self._offsets()):
+                shift = [r + pad - t for r, t in zip(phase, offset, strict=True)]
+                if all(d % s == 0 for d in shift):
+                    terms.append(self._shifted(per_tap[..., tap, :], [d // s for d in shift]))
+            phases.append(_add(terms))
+        return phases[0] if s == 1 else self._interleave(phases, s)
 
     def _gather_transposed(self, x: Array) -> Array:
         # Output site s*i + r reads tap t where (r + t - pad) is a multiple of s, at input
@@ -284,8 +319,10 @@ class BoundaryConv(eqx.Module):
                     windows.append(
                         padded[tuple(slice(f, f + n) for f, n in zip(first, sizes, strict=True))]
                     )
-            phases.append(jnp.concatenate(windows, axis=-1) @ self._weight_by_tap(taps))
-        return self._interleave(phases)
+            phases.append(
+                jnp.concatenate(windows, axis=-1) @ self._weight_by_tap(taps, self.weight)
+            )
+        return self._interleave(phases, s)
 
     def _per_tap(self, x: Array) -> Array:
         """``(*lattice, taps, cout)``: every tap's weight applied to every input site."""
@@ -330,15 +367,44 @@ class BoundaryConv(eqx.Module):
                 if all(d % s == 0 for d in shift):
                     terms.append(self._shifted(per_tap[..., tap, :], [d // s for d in shift]))
             phases.append(_add(terms))
-        return self._interleave(phases)
+        return self._interleave(phases, s)
 
-    def _interleave(self, phases: list[Array]) -> Array:
-        """Phase ``r`` of output site ``s*i + r`` from the phases' ``(*sizes, cout)`` arrays."""
-        s, d = self.upsample, self.ndim
+    def _interleave(self, phases: list[Array], s: int) -> Array:
+        """Phase ``r`` of output site ``s*i + r`` from the phases' ``(*sizes, c)`` arrays."""
+        d = self.ndim
         sizes = phases[0].shape[:-1]
         out = jnp.stack(phases).reshape(*(s,) * d, *sizes, -1)
         order = [axis for k in range(d) for axis in (d + k, k)] + [2 * d]
         return out.transpose(order).reshape(*(n * s for n in sizes), -1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _gather_conv(layer: BoundaryConv, weight: Array, x: Array) -> Array:
+    """``layer``'s gather form (``layer`` without arrays: its shape and options) with
+    ``weight``, whose input gradient is computed in scatter form."""
+    return layer._gather_windows(weight, x)
+
+
+def _gather_conv_forward(
+    layer: BoundaryConv, weight: Array, x: Array
+) -> tuple[Array, tuple[Array, Array]]:
+    patches = layer._patches(x)
+    taps = list(range(weight.shape[2]))
+    return patches @ layer._weight_by_tap(taps, weight), (weight, patches)
+
+
+def _gather_conv_backward(
+    layer: BoundaryConv, residuals: tuple[Array, Array], grad: Array
+) -> tuple[Array, Array]:
+    """The weight gradient from the saved windows; the input gradient in scatter form."""
+    weight, patches = residuals
+    cout, cin, taps = weight.shape
+    flat = patches.reshape(-1, patches.shape[-1])
+    by_tap = (flat.T @ grad.reshape(-1, cout)).reshape(taps, cin, cout)
+    return by_tap.transpose(2, 1, 0), layer._gather_input_gradient(weight, grad)
+
+
+_gather_conv.defvjp(_gather_conv_forward, _gather_conv_backward)
 
 
 def _add(terms: list[Array]) -> Array:
