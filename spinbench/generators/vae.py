@@ -289,40 +289,51 @@ class BoundaryConv(eqx.Module):
         paper's 2D VAE is 8% faster this way (docs/performance.md).
         """
         cout, cin, taps = weight.shape
-        pad, s = KERNEL // 2, self.stride
         per_tap = (grad @ weight.transpose(0, 2, 1).reshape(cout, taps * cin)).reshape(
             *grad.shape[:-1], taps, cin
         )
-        phases = []
-        for phase in itertools.product(range(s), repeat=self.ndim):
-            terms = []
-            for tap, offset in enumerate(self._offsets()):
-                shift = [r + pad - t for r, t in zip(phase, offset, strict=True)]
-                if all(d % s == 0 for d in shift):
-                    terms.append(self._shifted(per_tap[..., tap, :], [d // s for d in shift]))
-            phases.append(_add(terms))
-        return phases[0] if s == 1 else self._interleave(phases, s)
+        return self._place(per_tap, self.stride, reflect=True)
 
     def _gather_transposed(self, x: Array) -> Array:
-        # Output site s*i + r reads tap t where (r + t - pad) is a multiple of s, at input
-        # site i + (r + t - pad) // s.
         pad, s, sizes = KERNEL // 2, self.upsample, x.shape[:-1]
         padded = self._padded(x)
         phases = []
-        for phase in itertools.product(range(s), repeat=self.ndim):
-            taps, windows = [], []
-            for tap, offset in enumerate(self._offsets()):
-                shift = [r + t - pad for r, t in zip(phase, offset, strict=True)]
-                if all(d % s == 0 for d in shift):
-                    taps.append(tap)
-                    first = [pad + d // s for d in shift]
-                    windows.append(
-                        padded[tuple(slice(f, f + n) for f, n in zip(first, sizes, strict=True))]
-                    )
-            phases.append(
-                jnp.concatenate(windows, axis=-1) @ self._weight_by_tap(taps, self.weight)
-            )
+        for selected in self._phase_taps(s, reflect=False):
+            windows = [
+                padded[tuple(slice(pad + d, pad + d + n) for d, n in zip(by, sizes, strict=True))]
+                for _, by in selected
+            ]
+            weight = self._weight_by_tap([tap for tap, _ in selected], self.weight)
+            phases.append(jnp.concatenate(windows, axis=-1) @ weight)
         return self._interleave(phases, s)
+
+    def _phase_taps(self, s: int, *, reflect: bool) -> list[list[tuple[int, list[int]]]]:
+        """For each phase ``r`` of the finer lattice (``itertools.product`` order), the taps
+        ``t`` that reach it and the coarse-lattice shift of each, ``(r + t - pad) / s`` (with
+        ``reflect``, ``(r + pad - t) / s``), where that is a whole number.
+
+        Without ``reflect``: the transposed convolution, whose output site ``s*i + r`` reads
+        tap ``t`` at input site ``i + shift``. With it: the input gradient of the strided
+        convolution, whose input site ``s*i + r`` gets tap ``t``'s product at output site
+        ``i + shift``."""
+        pad, sign, out = KERNEL // 2, -1 if reflect else 1, []
+        for phase in itertools.product(range(s), repeat=self.ndim):
+            selected = []
+            for tap, offset in enumerate(self._offsets()):
+                shift = [r + sign * (t - pad) for r, t in zip(phase, offset, strict=True)]
+                if all(d % s == 0 for d in shift):
+                    selected.append((tap, [d // s for d in shift]))
+            out.append(selected)
+        return out
+
+    def _place(self, per_tap: Array, s: int, *, reflect: bool) -> Array:
+        """Every tap's products ``(*coarse, taps, c)`` shifted into the phases of the finer
+        lattice (see :meth:`_phase_taps`) and added: ``(*fine, c)``."""
+        phases = [
+            _add([self._shifted(per_tap[..., tap, :], by) for tap, by in selected])
+            for selected in self._phase_taps(s, reflect=reflect)
+        ]
+        return phases[0] if s == 1 else self._interleave(phases, s)
 
     def _per_tap(self, x: Array) -> Array:
         """``(*lattice, taps, cout)``: every tap's weight applied to every input site."""
@@ -358,16 +369,7 @@ class BoundaryConv(eqx.Module):
         return out
 
     def _scatter_transposed(self, x: Array) -> Array:
-        pad, s, per_tap = KERNEL // 2, self.upsample, self._per_tap(x)
-        phases = []
-        for phase in itertools.product(range(s), repeat=self.ndim):
-            terms = []
-            for tap, offset in enumerate(self._offsets()):
-                shift = [r + t - pad for r, t in zip(phase, offset, strict=True)]
-                if all(d % s == 0 for d in shift):
-                    terms.append(self._shifted(per_tap[..., tap, :], [d // s for d in shift]))
-            phases.append(_add(terms))
-        return self._interleave(phases, s)
+        return self._place(self._per_tap(x), self.upsample, reflect=False)
 
     def _interleave(self, phases: list[Array], s: int) -> Array:
         """Phase ``r`` of output site ``s*i + r`` from the phases' ``(*sizes, c)`` arrays."""
