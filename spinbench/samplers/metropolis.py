@@ -97,16 +97,25 @@ def _zero_tolerance(model: AbstractModel) -> float:
     return 1e-4 * abs(float(model.J))
 
 
+def _two_valued(model: AbstractModel) -> bool:
+    """Whether ``model``'s spins take exactly two values (what the checkerboard rules cover)."""
+    return model.spin_values is not None and len(model.spin_values) == 2
+
+
+def _flipped(model: AbstractModel, states: Array) -> Array:
+    """``states`` with every two-valued spin turned to its other value."""
+    assert model.spin_values is not None and _two_valued(model)
+    down, up = model.spin_values
+    return jnp.where(states == down, up, down).astype(states.dtype)
+
+
 def frozen(model: AbstractModel, states: Array) -> Array:
     """True for each configuration ``(*batch, *shape)`` of two-valued spins in which every
     site's flip costs ΔE = 0. With two colours a checkerboard sweep of Metropolis flips then
     flips every site of each colour in turn, deterministically, and the chain cycles through
     two such states for ever (a colour's fields come only from the other colour, which all
     flipped); with more colours that need not happen."""
-    assert model.spin_values is not None and len(model.spin_values) == 2
-    down, up = model.spin_values
-    flipped = jnp.where(states == down, up, down).astype(states.dtype)
-    delta = model.delta_energy(states, flipped)
+    delta = model.delta_energy(states, _flipped(model, states))
     axes = tuple(range(delta.ndim - len(model.shape), delta.ndim))
     return jnp.all(jnp.abs(delta) <= _zero_tolerance(model), axis=axes)
 
@@ -125,7 +134,7 @@ def frozen_share(model: AbstractModel) -> float | None:
     Jensen's inequality, the uniform mean energy being 0."""
     from ..exact.enumerate import enumerate_states
 
-    if model.spin_values is None or len(model.spin_values) != 2:
+    if not _two_valued(model):
         return None
     if 2**model.n_sites > FROZEN_ENUMERATION_MAX_STATES:
         return None
@@ -160,14 +169,11 @@ def closed_classes(model: AbstractModel) -> int | None:
 
     from ..exact.enumerate import enumerate_states
 
-    assert model.spin_values is not None and len(model.spin_values) == 2
     n, n_states = model.n_sites, 2**model.n_sites
     if n_states > CLASS_ENUMERATION_MAX_STATES:
         return None
-    states = enumerate_states(model)
-    down, up = model.spin_values
-    flipped = np.where(states == down, up, down).astype(states.dtype)
-    delta = np.asarray(model.delta_energy(jnp.asarray(states), jnp.asarray(flipped)))
+    states = jnp.asarray(enumerate_states(model))
+    delta = np.asarray(model.delta_energy(states, _flipped(model, states)))
     certain = delta.reshape(n_states, n) <= _zero_tolerance(model)
     colours = np.asarray(model.colouring()).reshape(-1)
     index = np.arange(n_states)
@@ -219,7 +225,7 @@ def checkerboard_trap(model: AbstractModel) -> str | None:
       share exceeds :data:`MISSED_MASS_LIMIT`; beyond :data:`FROZEN_ENUMERATION_MAX_STATES`
       states it is not counted (it falls about as 2^-N: 4 / 2^12 on 2x6, 4 / 2^16 on 2x8).
     """
-    if model.spin_values is None or len(model.spin_values) != 2:
+    if not _two_valued(model):
         return None
     described = f"{model.name} {model.size} ({model.boundary})"
     if len(model.shape) == 1 and model.boundary == "periodic" and model.shape[0] >= 3:
@@ -328,8 +334,7 @@ class Metropolis(AbstractSampler):
         keys = jax.random.split(chain_key, n_temps * self.chains)
         keys = keys.reshape((n_temps, self.chains, *keys.shape[1:]))
         spins = model.random_states((n_temps, self.chains), key=init_key)
-        two_valued = model.spin_values is not None and len(model.spin_values) == 2
-        if self.update == "checkerboard" and two_valued:
+        if self.update == "checkerboard" and _two_valued(model):
             spins = _thaw(model, spins)
         return MetropolisState(spins, keys, jnp.zeros((n_temps, self.chains), jnp.float32))
 
@@ -610,12 +615,10 @@ def _thaw(model: AbstractModel, spins: Array) -> Array:
 
     A checkerboard chain started in one would cycle between two frozen states for ever; with
     one site flipped, that site's neighbours feel a field and the start is an ordinary one."""
-    assert model.spin_values is not None
-    down, up = model.spin_values
     batch = spins.shape[: spins.ndim - len(model.shape)]
     flat = spins.reshape(*batch, model.n_sites)
-    first = jnp.where(frozen(model, spins), jnp.where(flat[..., 0] == down, up, down), flat[..., 0])
-    return flat.at[..., 0].set(first.astype(spins.dtype)).reshape(spins.shape)
+    first = jnp.where(frozen(model, spins), _flipped(model, flat[..., 0]), flat[..., 0])
+    return flat.at[..., 0].set(first).reshape(spins.shape)
 
 
 def _draw(key: PRNGKeyArray, n_words: int) -> tuple[PRNGKeyArray, Array, PRNGKeyArray]:
