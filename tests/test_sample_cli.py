@@ -134,3 +134,15 @@ def test_options_a_plugin_sampler_lacks(
     result = invoke(runner, [*args, "--width", "0.5"], tmp_path)
     assert result.exit_code != 0
     assert "sampler 'nooptions' has no option --width" in result.output
+
+
+def test_run_length_defaults_are_metropolis_defaults() -> None:
+    """The commands' literal run-length defaults (kept literal so that the command line starts
+    without jax) are the sampler's own: the paper's protocol."""
+    from spinbench.commands.common import RUN_LENGTH_DEFAULTS
+    from spinbench.samplers.metropolis import Metropolis
+
+    default = Metropolis()
+    assert {
+        name: getattr(default, name) for name in ("chains", "warmup", "sweeps", "every")
+    } == RUN_LENGTH_DEFAULTS

@@ -60,9 +60,72 @@ def model_options(function: F) -> F:
             "--coupling", "J", type=float, default=1.0, show_default=True, help="Coupling J."
         ),
     ]
-    for decorator in reversed(decorators):
-        function = decorator(function)
-    return function
+    return _stacked(decorators)(function)
+
+
+#: Metropolis's run length (the paper's protocol), the defaults of the run-length options; the
+#: literals keep the samplers, and with them jax, out of the command line's start-up.
+RUN_LENGTH_DEFAULTS = {"chains": 20, "warmup": 2000, "sweeps": 10000, "every": 20}
+
+
+def run_length_options(
+    *, chains: str = "--chains", checked: bool = False, subject: str = ""
+) -> Callable[[F], F]:
+    """``--chains`` (or the spelling ``chains``), ``--warmup``, ``--sweeps`` and ``--every``.
+
+    ``checked``: click refuses counts out of range (for a Metropolis run the command builds);
+    otherwise any integer passes to the sampler, whose own check names its rule. ``subject``
+    starts each help text (e.g. ``"Metropolis"``)."""
+
+    def count(minimum: int) -> Any:
+        return click.IntRange(min=minimum) if checked else int
+
+    def described(text: str) -> str:
+        return f"{subject} {text}." if subject else f"{text[0].upper()}{text[1:]}."
+
+    decorators = [
+        click.option(
+            chains,
+            "chains",
+            type=count(1),
+            default=RUN_LENGTH_DEFAULTS["chains"],
+            show_default=True,
+            help=described("chains per T"),
+        ),
+        click.option(
+            "--warmup",
+            type=count(0),
+            default=RUN_LENGTH_DEFAULTS["warmup"],
+            show_default=True,
+            help=described("warm-up sweeps"),
+        ),
+        click.option(
+            "--sweeps",
+            type=count(1),
+            default=RUN_LENGTH_DEFAULTS["sweeps"],
+            show_default=True,
+            help=described("measured sweeps"),
+        ),
+        click.option(
+            "--every",
+            type=count(1),
+            default=RUN_LENGTH_DEFAULTS["every"],
+            show_default=True,
+            help=described("sweeps between measurements"),
+        ),
+    ]
+    return _stacked(decorators)
+
+
+def _stacked(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """One decorator applying ``decorators`` so that their options list in that order."""
+
+    def apply(function: F) -> F:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
 
 
 def _parse_temps_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:

@@ -18,7 +18,7 @@ from ..analysis import RECORD_KEYS, analyse
 from ..registry import RegistryError, get_sampler
 from ..samplers.base import AbstractSampler, OptionError, options_of
 from ..samples import Samples, cached
-from .common import build_model, emit, format_option, model_options
+from .common import build_model, emit, format_option, model_options, run_length_options
 
 COLUMNS = (*RECORD_KEYS, "acceptance")
 
@@ -84,12 +84,7 @@ def _produce(sampler: AbstractSampler, model: Any, temps: np.ndarray, seed: int)
     show_default=True,
     help="A registered sampler (see `spinbench list samplers`).",
 )
-@click.option("--chains", type=int, default=20, show_default=True, help="Chains per T.")
-@click.option("--warmup", type=int, default=2000, show_default=True, help="Warm-up sweeps.")
-@click.option("--sweeps", type=int, default=10000, show_default=True, help="Measured sweeps.")
-@click.option(
-    "--every", type=int, default=20, show_default=True, help="Sweeps between measurements."
-)
+@run_length_options()
 @click.option(
     "--update",
     type=click.Choice(["random-site", "checkerboard"]),

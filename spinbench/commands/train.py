@@ -24,7 +24,7 @@ from ..generators.base import TrainingDiverged
 from ..registry import RegistryError, get_generator, get_sampler
 from ..samplers.base import OptionError
 from ..samples import Samples, cached
-from .common import build_model, emit, format_option, model_options
+from .common import build_model, emit, format_option, model_options, run_length_options
 from .sample import default_cache
 
 COLUMNS = (*RECORD_KEYS, "status", "reason")
@@ -113,34 +113,7 @@ def train_records(model: Any, trained: Any, samples: Samples, exact: Any) -> lis
     show_default=True,
     help="Configurations generated per temperature.",
 )
-@click.option(
-    "--reference-chains",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Metropolis chains per T for the training data.",
-)
-@click.option(
-    "--warmup",
-    type=click.IntRange(min=0),
-    default=2000,
-    show_default=True,
-    help="Metropolis warm-up sweeps.",
-)
-@click.option(
-    "--sweeps",
-    type=click.IntRange(min=1),
-    default=10000,
-    show_default=True,
-    help="Metropolis measured sweeps.",
-)
-@click.option(
-    "--every",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Sweeps between Metropolis measurements.",
-)
+@run_length_options(chains="--reference-chains", checked=True, subject="Metropolis")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
     "--out",
@@ -164,7 +137,7 @@ def train_command(
     J: float,
     options: tuple[str, ...],
     n_samples: int,
-    reference_chains: int,
+    chains: int,
     warmup: int,
     sweeps: int,
     every: int,
@@ -192,7 +165,7 @@ def train_command(
     if problem is not None:
         raise click.ClickException(f"{generator.name} cannot learn {model.name}: {problem}")
     reference_options = {
-        "chains": reference_chains,
+        "chains": chains,
         "warmup": warmup,
         "sweeps": sweeps,
         "every": every,
