@@ -19,10 +19,15 @@ from spinbench import registry as registry_module
 from spinbench.models import XY1D, Ising1D, Ising2D
 from spinbench.samplers.metropolis import Metropolis
 from spinbench.testing import (
+    CHI2_THRESHOLD,
     GENERATOR_CHECKS,
+    MIN_INDEPENDENT,
     MODEL_CHECKS,
     SAMPLER_CHECKS,
     ConformanceError,
+    _Chi2Test,
+    _distribution_verdict,
+    _Thinned,
     boltzmann_samples,
     check_generator,
     check_model,
@@ -227,6 +232,15 @@ class TooHot(Metropolis):
         return -delta_e / (2.0 * temp)
 
 
+class TooCold(Metropolis):
+    """Accepts with exp(-2 dE / T): samples at half the temperature, and mixes slowly."""
+
+    name: ClassVar[str] = "too-cold"
+
+    def _log_acceptance(self, delta_e: Array, temp: Array) -> Array:
+        return -2.0 * delta_e / temp
+
+
 class Forgetful(Metropolis):
     """Mixes the clock into its key: no two runs agree."""
 
@@ -247,6 +261,51 @@ def test_wrong_acceptance_rule_fails_the_chi2_test() -> None:
     assert "TooHot" in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("model", "T"), [(Ising1D.from_size(5), 0.8), (XY1D.from_size(4), 0.5)], ids=["ising", "xy"]
+)
+def test_wrong_rule_that_mixes_slowly_is_reported_as_wrong_not_as_too_short(
+    model: spinbench.AbstractModel, T: float
+) -> None:
+    # The rule's long autocorrelations leave about 200 (Ising) or 130 (XY) of the 3200
+    # configurations after thinning, fewer than MIN_INDEPENDENT; the chi2 tests on them still
+    # fail, with combined p-values of about 1e-15 and 1e-21.
+    with pytest.raises(ConformanceError) as error:
+        check_sampler(
+            TooCold(update="checkerboard", **QUICK),
+            cases=[(model, (T,))],
+            repeats=2,
+            key=0,
+            checks=["distribution"],
+        )
+    detail = failure_of(error, "distribution")
+    assert "do not follow the Boltzmann distribution" in detail
+    assert f"T={T}" in detail and "chi2=" in detail and "dof over" in detail
+    assert "p-value" in detail and "np.float64" not in detail
+    assert f"fewer than {MIN_INDEPENDENT} configurations after thinning" in detail
+    assert "more chains or sweeps" not in str(error.value)
+
+
+def test_one_overwhelming_chi2_test_fails_where_fisher_dilutes_it() -> None:
+    def sample(T: float, p: float, kept: int = 1000) -> _Thinned:
+        test = _Chi2Test("", chi2=-2 * np.log(p), dof=2, p=p, worst="worst bin 0")
+        return _Thinned("ising1d size 5", T, kept, 2, 32, 100, (test,))
+
+    passing = [sample(1.0 + i / 10, 0.5) for i in range(30)]
+    assert _distribution_verdict(passing, CHI2_THRESHOLD) is None
+    # Fisher's method alone gives p ~ 0.08 here; the smallest p-value times 31 tests, 3e-7.
+    verdict = _distribution_verdict([*passing, sample(0.8, 1e-8)], CHI2_THRESHOLD)
+    assert verdict is not None and "T=0.8: chi2=36.8 with 2 dof" in verdict
+    assert "p-value 1e-08" in verdict
+    thin = _distribution_verdict([*passing, sample(0.8, 0.5, kept=50)], CHI2_THRESHOLD)
+    assert thin is not None and thin.startswith("only 50 configurations at T=0.8")
+    assert "the chi2 tests pass" in thin and "more chains or sweeps" in thin
+    untested = _Thinned("ising1d size 5", 0.8, 6, 9, 2, 20, ())  # every bin pooled: no test
+    verdict = _distribution_verdict([untested], CHI2_THRESHOLD)
+    assert verdict is not None and verdict.startswith("only 6 configurations at T=0.8")
+    assert "too few for a chi2 test" in verdict and "more chains or sweeps" in verdict
+
+
 def test_non_deterministic_sampler_is_reported() -> None:
     cases = [(Ising1D.from_size(5), (1.0,))]
     sampler = Forgetful(chains=4, warmup=5, sweeps=20, every=5, update="checkerboard")
@@ -256,11 +315,17 @@ def test_non_deterministic_sampler_is_reported() -> None:
 
 
 def test_too_few_samples_is_a_clear_configuration_error() -> None:
+    # A correct sampler run too short: about 200 configurations after thinning, on which the
+    # chi2 test passes without meaning much.
     cases = [(Ising1D.from_size(5), (1.0,))]
-    sampler = Metropolis(chains=2, warmup=10, sweeps=40, every=2, update="checkerboard")
+    sampler = Metropolis(chains=4, warmup=10, sweeps=200, every=2, update="checkerboard")
     with pytest.raises(ConformanceError) as error:
-        check_sampler(sampler, cases=cases, checks=["distribution"], repeats=1)
-    assert "more chains or sweeps" in failure_of(error, "distribution")
+        check_sampler(sampler, cases=cases, checks=["distribution"], repeats=1, key=0)
+    (failure,) = error.value.failures
+    assert failure.check == "distribution" and failure.message.startswith("only ")
+    assert "configurations at T=1 (ising1d size 5" in failure.message
+    assert "(4 chains x 100 samples)" in failure.message
+    assert "the chi2 tests pass" in failure.message and "more chains or sweeps" in failure.message
 
 
 # ====================================================================== generators
