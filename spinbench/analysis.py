@@ -25,6 +25,16 @@ from .samples import Samples
 #: Observables of every record set, in output order (correlation has one record per r).
 OBSERVABLES = ("energy", "heat_capacity", "abs_magnetization", "correlation")
 
+#: Split-R̂ above this marks a row ``unconverged`` (Gelman et al., BDA3, use 1.1 and Vehtari et
+#: al. 2021 1.01; with the 10-20 chains of a benchmark run, well-mixed chains stay below 1.01).
+RHAT_MAX = 1.05
+#: Fewer effective samples than this mark a row ``unconverged``: the error bar itself is then
+#: uncertain by more than about 7 % (its relative error is about 1 / sqrt(2 ESS)).
+ESS_MIN = 100
+#: An estimate with a zero error bar matches its exact value when they differ by at most this,
+#: relative to ``max(1, |exact|)`` (float32 configurations, float64 exact values).
+MATCH_TOLERANCE = 1e-9
+
 #: Keys of every record, in output order (``acceptance`` is added where a sampler records it).
 RECORD_KEYS = (
     "model",
@@ -42,6 +52,8 @@ RECORD_KEYS = (
     "exact",
     "abs_error",
     "z",
+    "status",
+    "reason",
 )
 
 #: Spins per jitted measurement chunk: bounds the memory of :func:`measure`.
@@ -85,13 +97,71 @@ def measure(
     return {name: np.concatenate(parts, axis=2) for name, parts in pieces.items()}
 
 
-def _z(abs_error: float | None, stderr: float) -> float | None:
-    """``abs_error / stderr``; 0 for an exact match with zero error, inf for a miss with zero."""
+def _z(abs_error: float | None, stderr: float, exact: float | None) -> float | None:
+    """``abs_error / stderr``; with a zero error bar 0 for a match and inf for a miss."""
     if abs_error is None:
         return None
     if stderr == 0.0:
-        return 0.0 if abs_error == 0.0 else math.inf
+        tolerance = MATCH_TOLERANCE * max(1.0, abs(exact or 0.0))
+        return 0.0 if abs_error <= tolerance else math.inf
     return abs_error / stderr
+
+
+def flag(record: dict[str, Any]) -> tuple[str, str | None]:
+    """The status of a record (``ok``, ``unconverged`` or ``degenerate``) and the reason.
+
+    * ``degenerate``: a zero error bar on an estimate that misses its exact value (every
+      configuration gave one value: a generator collapsed onto one state, or frozen chains);
+      z is then inf.
+    * ``unconverged``: split-R̂ above :data:`RHAT_MAX` (infinite when chains are stuck at
+      different values), fewer than :data:`ESS_MIN` effective samples, or an error analysis
+      that failed (no finite error bar).
+    """
+    estimate, stderr = record["estimate"], record["stderr"]
+    if record.get("z") == math.inf and stderr == 0.0:
+        return "degenerate", (
+            f"every configuration gives {estimate:.6g}, so there is no error bar, and the "
+            f"exact value is {record['exact']:.6g}: a sampler that is stuck or a generator "
+            "that collapsed onto one state"
+        )
+    rhat, ess = record.get("rhat"), record.get("ess")
+    if rhat is not None and not math.isnan(rhat) and rhat > RHAT_MAX:
+        if math.isinf(rhat):
+            return "unconverged", (
+                "R-hat = inf: the chains are stuck at different values and never mix"
+            )
+        return "unconverged", (
+            f"R-hat = {rhat:.3g} > {RHAT_MAX}: the chains disagree; run longer (more warm-up "
+            "and sweeps)"
+        )
+    if ess is not None and not math.isnan(ess) and ess < ESS_MIN:
+        return "unconverged", (
+            f"only {ess:.3g} effective samples (at least {ESS_MIN} are needed for an error bar "
+            "that can be trusted); run longer or measure less often"
+        )
+    if math.isfinite(estimate) and not math.isfinite(stderr):
+        return "unconverged", (
+            "the error analysis failed (the autocorrelation could not be estimated); run longer"
+        )
+    return "ok", None
+
+
+#: Relative errors are given only where the exact value is at least this far from zero, in
+#: per-site units of |J| for energies and absolute for the others: closer to zero (e.g.
+#: correlations at high T), a relative error measures the noise, not the method.
+REL_ERROR_MIN_EXACT = 0.05
+
+
+def relative_error(
+    estimate: float | None, exact: float | None, observable: str | None, J: float = 1.0
+) -> float | None:
+    """``|estimate - exact| / |exact|`` where the exact value is not near zero, else None."""
+    if estimate is None or exact is None:
+        return None
+    scale = abs(J) if observable == "energy" else 1.0
+    if abs(exact) < REL_ERROR_MIN_EXACT * scale:
+        return None
+    return abs(estimate - exact) / abs(exact)
 
 
 def _exact_value(values: np.ndarray | None, index: tuple[int, ...]) -> float | None:
@@ -184,12 +254,24 @@ def analyse(
                     "rhat": values["rhat"],
                     "exact": exact_value,
                     "abs_error": abs_error,
-                    "z": _z(abs_error, values["stderr"]),
+                    "z": _z(abs_error, values["stderr"], exact_value),
                 }
+                record["status"], record["reason"] = flag(record)
                 if acceptance is not None:
                     record["acceptance"] = float(np.mean(np.asarray(acceptance)[i]))
                 records.append(record)
     return records
 
 
-__all__ = ["MEASURE_CHUNK_SITES", "OBSERVABLES", "RECORD_KEYS", "analyse", "measure"]
+__all__ = [
+    "ESS_MIN",
+    "MEASURE_CHUNK_SITES",
+    "OBSERVABLES",
+    "RECORD_KEYS",
+    "REL_ERROR_MIN_EXACT",
+    "RHAT_MAX",
+    "analyse",
+    "flag",
+    "measure",
+    "relative_error",
+]

@@ -9,6 +9,7 @@ and, where it can be found, the line.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import tomllib
@@ -36,6 +37,8 @@ class ModelSpec:
     J: float = 1.0
     methods: tuple[str, ...] | None = None
     histogram_temps: tuple[float, ...] = ()
+    #: Position among the grid's [[models]] tables (for messages).
+    index: int = 0
 
     def label(self) -> str:
         """A short readable id, e.g. ``ising2d-10x10-periodic``."""
@@ -48,6 +51,8 @@ class MethodSpec:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    #: Position among the grid's [[methods]] tables (for messages).
+    index: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,28 +82,38 @@ class GridSpec:
         return [m for m in self.methods if m.name in model.methods]
 
     def with_seed(self, seed: int) -> GridSpec:
-        """The same grid with another seed."""
-        return GridSpec(
-            seed, self.samples, self.reference, self.models, self.methods, self.source, self.text
-        )
+        """The same grid with another seed; its text says so too (it is saved with the run)."""
+        if _line_of(self.text, "seed") is None:  # no top-level seed: state it first
+            text = f"seed = {seed}\n{self.text}"
+        else:  # the first seed line is the top-level one (it precedes every table)
+            text = _SEED_LINE.sub(lambda match: f"{match.group(1)}{seed}", self.text, count=1)
+        return dataclasses.replace(self, seed=seed, text=text)
+
+    def locate(self, key: str, table: str | None = None, index: int | None = None) -> str:
+        """Where ``key`` is in this grid's text, for messages (see :func:`locate`)."""
+        return locate(self.source, self.text, key, table, index)
 
 
 _TOP_KEYS = {"seed", "samples", "reference", "models", "methods", "description"}
 _MODEL_KEYS = {"name", "size", "boundary", "J", "temps", "methods", "histogram_temps"}
+_SEED_LINE = re.compile(r"^(\s*seed\s*=\s*)[^#\n]*", re.MULTILINE)
 
 
 def _line_of(text: str, key: str, table: str | None = None, index: int = 0) -> int | None:
     """Best-effort line number of ``key`` inside the ``index``-th ``[[table]]`` (or top level)."""
     lines = text.splitlines()
     start, stop = 0, len(lines)
+    headers = [i for i, line in enumerate(lines) if line.lstrip().startswith("[")]
     if table is not None:
         header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*(#.*)?$")
         starts = [i for i, line in enumerate(lines) if header.match(line)]
         if index >= len(starts):
             return None
         start = starts[index]
-        later = [i for i, line in enumerate(lines) if i > start and line.lstrip().startswith("[")]
+        later = [i for i in headers if i > start]
         stop = later[0] if later else len(lines)
+    elif headers:
+        stop = headers[0]
     pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
     for i in range(start, stop):
         if pattern.match(lines[i]):
@@ -106,53 +121,88 @@ def _line_of(text: str, key: str, table: str | None = None, index: int = 0) -> i
     return start + 1 if table is not None else None
 
 
-def _error(
-    source: str, text: str, key: str, message: str, table: str | None = None, index: int = 0
-) -> GridError:
-    line = _line_of(text, key, table, index)
+def locate(
+    source: str, text: str, key: str, table: str | None = None, index: int | None = None
+) -> str:
+    """``"FILE, line N: key 'models[0].size'"``: where a key of a grid is, for messages.
+
+    ``table`` names a ``[table]`` (``index`` None) or the ``index``-th ``[[table]]``."""
+    line = _line_of(text, key, table, index or 0)
     where = f"{source}, line {line}" if line else source
-    path = f"{table}[{index}].{key}" if table else key
-    return GridError(f"{where}: key '{path}': {message}")
+    if table is None:
+        path = key
+    elif index is None:
+        path = f"{table}.{key}"
+    else:
+        path = f"{table}[{index}].{key}"
+    return f"{where}: key '{path}'"
+
+
+def raise_problems(source: str, problems: list[str]) -> None:
+    """Raise one :class:`GridError` listing every problem (nothing when there is none)."""
+    if len(problems) == 1:
+        raise GridError(problems[0])
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise GridError(f"{source} has {len(problems)} problems:\n{listed}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def parse_grid(text: str, source: str = "<grid>") -> GridSpec:
-    """Parse and validate a grid from TOML text."""
+    """Parse and validate a grid from TOML text; every problem is reported at once.
+
+    This checks the grid's own shape and values. Whether names, sizes and options make sense
+    for the registered models and methods is checked by :func:`spinbench.plan.make_plan`.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise GridError(f"{source}: not valid TOML: {error}") from error
+    problems: list[str] = []
 
-    def fail(key: str, message: str, table: str | None = None, index: int = 0) -> GridError:
-        return _error(source, text, key, message, table, index)
+    def fail(key: str, message: str, table: str | None = None, index: int | None = None) -> None:
+        problems.append(f"{locate(source, text, key, table, index)}: {message}")
 
-    unknown = sorted(set(data) - _TOP_KEYS)
-    if unknown:
-        raise fail(unknown[0], f"unknown key; valid top-level keys: {', '.join(sorted(_TOP_KEYS))}")
+    for key in sorted(set(data) - _TOP_KEYS):
+        fail(key, f"unknown key; valid top-level keys: {', '.join(sorted(_TOP_KEYS))}")
     seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise fail("seed", f"must be a non-negative integer, got {seed!r}")
+    if not _is_int(seed) or seed < 0:
+        fail("seed", f"must be a non-negative integer, got {plain(seed)}")
     samples = data.get("samples", 10000)
-    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 2:
-        raise fail("samples", f"must be an integer >= 2, got {samples!r}")
+    if not _is_int(samples) or samples < 2:
+        fail("samples", f"must be an integer >= 2, got {plain(samples)}")
 
     reference_table = data.get("reference", {})
+    reference = ReferenceSpec()
     if not isinstance(reference_table, dict):
-        raise fail("reference", "must be a table [reference]")
-    reference_options = dict(reference_table)
-    sampler = reference_options.pop("sampler", "metropolis")
-    if not isinstance(sampler, str):
-        raise fail("sampler", "must be a sampler name", "reference")
-    reference = ReferenceSpec(sampler, reference_options)
+        fail("reference", "must be a table [reference]")
+    else:
+        reference_options = dict(reference_table)
+        sampler = reference_options.pop("sampler", "metropolis")
+        if not isinstance(sampler, str) or not sampler:
+            fail("sampler", "must be a sampler name", "reference")
+        else:
+            reference = ReferenceSpec(sampler.lower(), reference_options)
 
     raw_models = data.get("models")
-    if not isinstance(raw_models, list) or not raw_models:
-        raise fail("models", "at least one [[models]] table is required")
     models: list[ModelSpec] = []
+    if not isinstance(raw_models, list) or not raw_models:
+        fail("models", "at least one [[models]] table is required")
+        raw_models = []
     for index, entry in enumerate(raw_models):
         model = _parse_model(entry, index, fail)
+        if model is None:
+            continue
         twin = next((m for m in models if m.label() == model.label()), None)
         if twin is not None:  # cells, samples and references are named by the label
-            raise fail(
+            fail(
                 "name",
                 f"a second [[models]] table for {model.label()!r}: results are keyed by name, "
                 "size and boundary, so its cells would overwrite the first one's; put all its "
@@ -160,91 +210,136 @@ def parse_grid(text: str, source: str = "<grid>") -> GridSpec:
                 "models",
                 index,
             )
+            continue
         models.append(model)
 
-    raw_methods = data.get("methods", [])
-    if not isinstance(raw_methods, list):
-        raise fail("methods", "must be [[methods]] tables")
-    methods = []
+    raw_methods = data.get("methods")
+    methods: list[MethodSpec] = []
+    if raw_methods is None or raw_methods == []:
+        fail("methods", 'at least one [[methods]] table is required (e.g. name = "metropolis")')
+        raw_methods = []
+    elif not isinstance(raw_methods, list):
+        fail("methods", "must be [[methods]] tables")
+        raw_methods = []
     for index, entry in enumerate(raw_methods):
+        if not isinstance(entry, dict):
+            fail("methods", "must be [[methods]] tables")
+            continue
         options = dict(entry)
         name = options.pop("name", None)
         if not isinstance(name, str) or not name:
-            raise fail("name", "every [[methods]] table needs a name", "methods", index)
-        methods.append(MethodSpec(name.lower(), options))
+            fail("name", "every [[methods]] table needs a name", "methods", index)
+            continue
+        if any(m.name == name.lower() for m in methods):
+            fail("name", f"method {name.lower()!r} is listed twice", "methods", index)
+            continue
+        methods.append(MethodSpec(name.lower(), options, index))
     names = [m.name for m in methods]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise fail("name", f"method {duplicated[0]!r} is listed twice", "methods")
-    for index, model in enumerate(models):
+    for model in models:
         for wanted in model.methods or ():
             if wanted not in names:
-                raise fail(
+                fail(
                     "methods",
                     f"method {wanted!r} is not one of the grid's [[methods]]: {', '.join(names)}",
                     "models",
-                    index,
+                    model.index,
                 )
+    raise_problems(source, problems)
     return GridSpec(seed, samples, reference, tuple(models), tuple(methods), source, text)
 
 
-def _parse_model(entry: Any, index: int, fail: Any) -> ModelSpec:
+def plain(value: Any) -> str:
+    """A value as a user wrote it in TOML (``true``, ``1.5``, ``"x"``), for messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
+
+
+def _parse_model(entry: Any, index: int, fail: Any) -> ModelSpec | None:
     if not isinstance(entry, dict):
-        raise fail("models", "must be [[models]] tables")
-    unknown = sorted(set(entry) - _MODEL_KEYS)
-    if unknown:
-        raise fail(
-            unknown[0],
-            f"unknown key; valid keys: {', '.join(sorted(_MODEL_KEYS))}",
-            "models",
-            index,
-        )
+        fail("models", "must be [[models]] tables")
+        return None
+    problems = 0
+
+    def problem(key: str, message: str) -> None:
+        nonlocal problems
+        problems += 1
+        fail(key, message, "models", index)
+
+    for key in sorted(set(entry) - _MODEL_KEYS):
+        problem(key, f"unknown key; valid keys: {', '.join(sorted(_MODEL_KEYS))}")
     for key in ("name", "size", "temps"):
         if key not in entry:
-            raise fail(key, "is required", "models", index)
-    name, size = entry["name"], str(entry["size"])
-    if not isinstance(name, str):
-        raise fail("name", "must be a model name", "models", index)
-    temps_value = entry["temps"]
-    try:
-        if isinstance(temps_value, list):
-            temps = parse_temps(",".join(str(t) for t in temps_value))
-        else:
-            temps = parse_temps(str(temps_value))
-    except ValueError as error:
-        raise fail("temps", str(error), "models", index) from error
+            problem(key, "is required")
+    name = entry.get("name")
+    if "name" in entry and (not isinstance(name, str) or not name):
+        problem("name", f"must be a model name, got {plain(name)}")
+    size = entry.get("size")
+    if "size" in entry and not (isinstance(size, str) or _is_int(size)):
+        problem("size", f'must be a size like "6" or "10x12", got {plain(size)}')
+    temps = np.zeros(0)
+    if "temps" in entry:
+        temps_value = entry["temps"]
+        try:
+            if isinstance(temps_value, list):
+                if not all(_is_number(t) for t in temps_value):
+                    raise ValueError(
+                        f"a list of temperatures must hold numbers, got {plain(temps_value)}"
+                    )
+                temps = parse_temps(",".join(repr(float(t)) for t in temps_value))
+            elif isinstance(temps_value, str):
+                temps = parse_temps(temps_value)
+            else:
+                raise ValueError(
+                    f'must be a list of numbers or a string like "0.5:4.0:8", '
+                    f"got {plain(temps_value)}"
+                )
+        except ValueError as error:
+            problem("temps", str(error))
     boundary = entry.get("boundary")
     if boundary is not None and not isinstance(boundary, str):
-        raise fail("boundary", "must be a string", "models", index)
+        problem("boundary", f"must be a string, got {plain(boundary)}")
     J = entry.get("J", 1.0)
-    if not isinstance(J, int | float) or not math.isfinite(J) or J == 0:
-        raise fail("J", f"must be a finite non-zero number, got {J!r}", "models", index)
+    if not _is_number(J) or not math.isfinite(J) or J == 0:
+        problem("J", f"must be a finite non-zero number, got {plain(J)}")
     methods = entry.get("methods")
     if methods is not None and (
         not isinstance(methods, list) or not all(isinstance(m, str) for m in methods)
     ):
-        raise fail("methods", "must be a list of method names", "models", index)
+        problem("methods", "must be a list of method names")
     histogram_temps = entry.get("histogram_temps", [])
-    if not isinstance(histogram_temps, list) or not all(
-        isinstance(t, int | float) for t in histogram_temps
-    ):
-        raise fail("histogram_temps", "must be a list of temperatures", "models", index)
+    if not isinstance(histogram_temps, list) or not all(_is_number(t) for t in histogram_temps):
+        problem("histogram_temps", "must be a list of temperatures")
+    if problems:
+        return None
     return ModelSpec(
-        name=name.lower(),
-        size=size,
+        name=str(name).lower(),
+        size=str(size),
         temps=temps,
         boundary=boundary,
         J=float(J),
         methods=tuple(m.lower() for m in methods) if methods is not None else None,
         histogram_temps=tuple(float(t) for t in histogram_temps),
+        index=index,
     )
 
 
 def load_grid(path: str | Path) -> GridSpec:
-    """Read and validate a grid file."""
+    """Read and validate a grid file (UTF-8 TOML)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as error:
         raise GridError(f"cannot read grid file {path}: {error.strerror}") from error
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise GridError(
+            f"{path} is not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}); "
+            "save the grid file as UTF-8"
+        ) from error
     return parse_grid(text, str(path))

@@ -1,78 +1,56 @@
-"""The runner: crosses models x methods x temperatures and writes one tidy table.
+"""The runner: crosses models x methods x temperatures into one tidy table in a run folder.
 
-For each model of a grid: the exact reference per temperature (where one exists), the
-reference sampler's configurations (cached), then every method — a sampler samples, a
-generator trains on the reference configurations and generates — and every method's samples
-go through the same observables, statistics and distances. Each (model, method) is a *cell*:
-one jitted program per cell, vectorised over temperatures, its records written atomically to
-``cells/<cell>.json``. A restarted run skips finished cells; a failed cell is recorded with
-its reason and the run goes on.
+:func:`~spinbench.plan.make_plan` checks the whole grid first; nothing is written before it
+passes. Then, per model, the *reference cell* makes the reference sampler's configurations
+(cached: the training data and the Monte Carlo baseline) and checks that they converged, and
+every *method cell* runs its method — a sampler samples, a generator trains on the reference
+configurations and generates — through the same observables, statistics and distances. One
+jitted program per cell, vectorised over temperatures; each cell's record is written
+atomically to the run folder (:mod:`spinbench.run_folder`), which decides what a restarted run
+reuses: a cell whose digest is unchanged and that did not fail.
+
+A cell that raises is recorded as ``failed`` with its reason and the run goes on; rows that
+cannot be trusted carry a status other than ``ok`` (:func:`spinbench.analysis.flag`).
+:class:`RunOutcome` says what went wrong, for the command's exit status.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import inspect
 import os
-import tempfile
+import shutil
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jax
 import numpy as np
 import pandas as pd
 
-from .analysis import analyse
-from .grid import GridSpec, MethodSpec, ModelSpec
+from .analysis import analyse, measure, relative_error
+from .atomic import write_json_atomic
+from .grid import GridSpec
 from .metrics import compare_energy_histograms, state_kl
 from .models.base import AbstractModel
+from .plan import CELL_FORMAT_VERSION, Cell, Plan, make_plan
 from .provenance import provenance
-from .registry import get_method, get_model, get_sampler
-from .samplers.base import options_of
+from .report import write_report
+from .run_folder import COLUMNS, RunFolder, flagged_rows
 from .samples import Samples, cached
 
-#: Columns of results.csv / results.json, in order.
-COLUMNS = (
-    "model",
-    "size",
-    "boundary",
-    "method",
-    "T",
-    "observable",
-    "r",
-    "estimate",
-    "stderr",
-    "tau_int",
-    "ess",
-    "rhat",
-    "exact",
-    "abs_error",
-    "rel_error",
-    "z",
-    "reference",
-    "noise_floor",
-    "status",
-    "reason",
-    "wall_time",
-)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One (model, method) pair of a grid."""
-
-    model: ModelSpec
-    method: MethodSpec
-
-    @property
-    def id(self) -> str:
-        """A file-name-safe id, e.g. ``ising2d-10-vae``."""
-        return f"{self.model.label()}-{self.method.name}"
+__all__ = [
+    "COLUMNS",
+    "Cell",
+    "Executor",
+    "LocalExecutor",
+    "RunOutcome",
+    "Runner",
+    "cell_key",
+]
 
 
 class Executor(Protocol):
@@ -91,11 +69,6 @@ class LocalExecutor:
             yield function(cell)
 
 
-def plan(spec: GridSpec) -> list[Cell]:
-    """Every cell of a grid, in grid order."""
-    return [Cell(model, method) for model in spec.models for method in spec.methods_for(model)]
-
-
 def _stable_int(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
@@ -105,33 +78,36 @@ def cell_key(seed: int, label: str) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), _stable_int(label))
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(payload, stream, indent=1, default=_json_default, allow_nan=False)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
+@dataclass
+class RunOutcome:
+    """What a finished run found: cells that failed to run, models whose Monte Carlo
+    reference cannot be trusted, and rows flagged as results that cannot be trusted."""
+
+    failed: list[str] = field(default_factory=list)
+    reference_flags: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+
+    def exit_code(self, *, strict: bool = False) -> int:
+        """1 when a cell failed or a reference is flagged (or, with ``strict``, any row is
+        flagged), else 0."""
+        if self.failed or self.reference_flags or (strict and self.flagged):
+            return 1
+        return 0
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _finite_or_none(value: Any) -> Any:
+def _number(value: Any) -> Any:
+    """A plain number for a table cell: numpy scalars as Python ones, NaN as None (blank);
+    infinities stay (written ``inf``)."""
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
+    if isinstance(value, float) and np.isnan(value):
         return None
     return value
+
+
+def _accepts(function: Callable[..., Any], keyword: str) -> bool:
+    parameters = inspect.signature(function).parameters.values()
+    return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 class Runner:
@@ -145,88 +121,114 @@ class Runner:
         executor: Executor | None = None,
         progress: bool = True,
         log: Callable[[str], None] | None = None,
+        force: bool = False,
     ) -> None:
         self.spec = spec
-        self.out = Path(out)
+        self.folder = RunFolder(out)
+        self.out = self.folder.path
         self.executor = executor or LocalExecutor()
         self.progress = progress
         self.log = log or (lambda message: None)
-        self._models: dict[str, AbstractModel] = {}
-        self._references: dict[str, tuple[Samples, float]] = {}
+        self.force = force
+        self.outcome = RunOutcome()
+        self._plan: Plan | None = None
+        self._references: dict[str, Samples] = {}
+        self._reference_failures: dict[str, str] = {}
 
-    # ------------------------------------------------------------------ folders
-    def cell_path(self, cell: Cell) -> Path:
-        return self.out / "cells" / f"{cell.id}.json"
+    @property
+    def plan(self) -> Plan:
+        """The checked grid (built on first use; raises GridError listing every problem)."""
+        if self._plan is None:
+            self._plan = make_plan(self.spec)
+        return self._plan
 
-    def samples_path(self, cell: Cell) -> Path:
-        return self.out / "samples" / cell.id
-
-    # ------------------------------------------------------------------ pieces
-    def model(self, spec: ModelSpec) -> AbstractModel:
-        """The model instance of a grid entry (built once)."""
-        if spec.label() not in self._models:
-            cls = get_model(spec.name)
-            self._models[spec.label()] = cls.from_size(  # type: ignore[attr-defined]
-                spec.size, boundary=spec.boundary, J=spec.J
+    # ------------------------------------------------------------------ references
+    def reference(self, label: str) -> Samples:
+        """The reference configurations of the model labelled ``label`` (cached on disk)."""
+        if label in self._reference_failures:
+            raise RuntimeError(
+                f"the reference samples could not be made: {self._reference_failures[label]}"
             )
-        return self._models[spec.label()]
-
-    def reference(self, spec: ModelSpec) -> tuple[Samples, float]:
-        """The reference sampler's configurations for a model (cached on disk) and the
-        wall time it took to make them (0 when they came from the cache)."""
-        label = spec.label()
         if label not in self._references:
-            model = self.model(spec)
-            sampler_cls = get_sampler(self.spec.reference.sampler)
-            sampler = sampler_cls.from_options(**self.spec.reference.options)  # type: ignore[attr-defined]
+            plan = self.plan
+            cell = plan.reference_cell(label)
+            model = plan.models[label]
+            sampler = plan.reference
             key = cell_key(self.spec.seed, f"reference:{label}")
-            start = time.perf_counter()
 
             def produce() -> Samples:
                 return sampler.sample(
-                    model, spec.temps, key=key, seed=self.spec.seed, progress=self.progress
+                    model, cell.model.temps, key=key, seed=self.spec.seed, progress=self.progress
                 )
 
-            samples, _ = cached(
-                self.out / "cache",
+            self._references[label], _ = cached(
+                self.folder.cache,
                 model.describe(),
-                spec.temps,
+                cell.model.temps,
                 sampler.name,
                 sampler.settings(),
                 self.spec.seed,
                 produce,
+                stream=f"reference:{label}",
+                report=self.log,
             )
-            self._references[label] = (samples, time.perf_counter() - start)
         return self._references[label]
 
+    def run_reference(self, cell: Cell) -> dict[str, Any]:
+        """Make (or load) a model's reference configurations and check their convergence."""
+        start = time.perf_counter()
+        model = self.plan.model(cell)
+        record: dict[str, Any] = {
+            "format": CELL_FORMAT_VERSION,
+            "cell": cell.id,
+            "kind": "reference",
+            "digest": cell.digest,
+        }
+        try:
+            samples = self.reference(cell.label)
+            flagged = [
+                r
+                for r in analyse(model, samples, exact=model.exact(cell.model.temps))
+                if r["status"] != "ok"
+            ]
+            record["status"] = "flagged" if flagged else "ok"
+            record["reason"] = (
+                None
+                if not flagged
+                else "; ".join(
+                    f"T={r['T']:g} {r['observable']}{'' if r['r'] is None else ' r=' + str(r['r'])}"
+                    f": {r['reason']}"
+                    for r in flagged[:3]
+                )
+                + (f"; and {len(flagged) - 3} more rows" if len(flagged) > 3 else "")
+            )
+        except Exception as error:  # recorded; the cells that need it fail with the reason
+            reason = f"{type(error).__name__}: {error}"
+            self._reference_failures[cell.label] = reason
+            self.log(f"reference of {cell.label} failed: {reason}")
+            record.update(status="failed", reason=reason, traceback=traceback.format_exc())
+        record["wall_time"] = time.perf_counter() - start
+        self.folder.write_cell(cell.id, record, reference=True)
+        return record
+
+    # ------------------------------------------------------------------ method cells
     def method_samples(self, cell: Cell) -> tuple[Samples, list[dict[str, Any]]]:
         """Samples of a cell's method and records of temperatures that failed (diverged)."""
-        model = self.model(cell.model)
-        entry = get_method(cell.method.name)
+        plan = self.plan
+        model = plan.model(cell)
+        method = plan.method(cell)
         key = cell_key(self.spec.seed, cell.id)
-        reference, _ = self.reference(cell.model)
-        if entry.kind == "samplers":
-            reference_name = self.spec.reference.sampler
-            if cell.method.name == reference_name and not cell.method.options:
-                return reference, []
-            # The reference's run length (chains, sweeps, ...) carries over where this
-            # sampler has such options; options of the reference sampler alone do not.
-            accepted = options_of(entry.cls)
-            shared = {k: v for k, v in self.spec.reference.options.items() if k in accepted}
-            sampler = entry.cls.from_options(**{**shared, **cell.method.options})  # type: ignore[attr-defined]
-            reason = sampler.supports(model)
-            if reason:
-                raise ValueError(reason)
-            samples = sampler.sample(
+        if plan.reuses_reference(cell):
+            return self.reference(cell.label), []
+        if plan.kinds[method.name] == "samplers":
+            samples = method.sample(
                 model, cell.model.temps, key=key, seed=self.spec.seed, progress=self.progress
             )
             return samples, []
-        generator = entry.cls.from_options(**cell.method.options)  # type: ignore[attr-defined]
-        reason = generator.supports(model)
-        if reason:
-            raise ValueError(reason)
+        reference = self.reference(cell.label)
         fit_key, generate_key = jax.random.split(key)
-        trained = generator.fit(model, reference, key=fit_key)
+        extra = {"progress": self.progress} if _accepts(method.fit, "progress") else {}
+        trained = method.fit(model, reference, key=fit_key, **extra)
         samples = trained.generate(self.spec.samples, key=generate_key, seed=self.spec.seed)
         failures = [
             {"T": f["T"], "status": f["status"], "reason": f["reason"]}
@@ -234,17 +236,25 @@ class Runner:
         ]
         return samples, failures
 
-    # ------------------------------------------------------------------ one cell
     def run_cell(self, cell: Cell) -> dict[str, Any]:
-        """Run one cell and write its records; returns the cell payload."""
+        """Run one method cell and write its record; returns the record."""
         start = time.perf_counter()
-        model = self.model(cell.model)
+        plan = self.plan
+        model = plan.model(cell)
+        assert cell.method is not None
         base = {
             "model": model.name,
             "size": model.size,
             "boundary": model.boundary,
             "method": cell.method.name,
         }
+        record: dict[str, Any] = {
+            "format": CELL_FORMAT_VERSION,
+            "cell": cell.id,
+            "kind": "method",
+            "digest": cell.digest,
+        }
+        samples: Samples | None = None
         try:
             samples, failures = self.method_samples(cell)
             failed_temps = {f["T"] for f in failures}
@@ -254,45 +264,54 @@ class Runner:
             ]
             records += self.distance_records(cell, model, samples, failed_temps)
             wall = time.perf_counter() - start
-            if cell.method.name == self.spec.reference.sampler and not cell.method.options:
-                wall += self.reference(cell.model)[1]
-            rows = [self._row(base, r, wall) for r in records]
-            rows += [self._row(base, {"observable": "energy", **f}, wall) for f in failures]
-            samples.save(self.samples_path(cell))
-            payload = {"cell": cell.id, "status": "ok", "wall_time": wall, "rows": rows}
-            if failures:
-                payload["status"] = "partial" if records else "failed"
+            if plan.reuses_reference(cell):
+                wall += self._reference_wall(cell)
+            rows = [self._row(base, r, wall, model.J) for r in records]
+            rows += [
+                self._row(base, {"observable": "energy", **f}, wall, model.J) for f in failures
+            ]
+            flagged = any(row["status"] != "ok" for row in rows)
+            record.update(status="flagged" if flagged else "ok", wall_time=wall, rows=rows)
         except Exception as error:  # a failed cell is recorded, the run goes on
             wall = time.perf_counter() - start
             reason = f"{type(error).__name__}: {error}"
             self.log(f"cell {cell.id} failed: {reason}")
-            row = self._row(
-                base, {"T": None, "observable": None, "status": "failed", "reason": reason}, wall
+            failure = {"T": None, "observable": None, "status": "failed", "reason": reason}
+            record.update(
+                status="failed",
+                reason=reason,
+                traceback=traceback.format_exc(),
+                wall_time=wall,
+                rows=[self._row(base, failure, wall, model.J)],
             )
-            payload = {
-                "cell": cell.id,
-                "status": "failed",
-                "reason": reason,
-                "traceback": traceback.format_exc(),
-                "wall_time": wall,
-                "rows": [row],
-            }
-        write_json_atomic(self.cell_path(cell), payload)
-        return payload
+            samples = None
+        # Outside the try: a file-system error stops the run (the folder stays resumable).
+        if samples is not None:
+            samples.save(self.folder.samples_path(cell.id))
+        else:
+            shutil.rmtree(self.folder.samples_path(cell.id), ignore_errors=True)
+        self.folder.write_cell(cell.id, record)
+        return record
+
+    def _reference_wall(self, cell: Cell) -> float:
+        state = self.folder.read_cell(
+            cell.label, self.plan.reference_cell(cell.label).digest, reference=True
+        )
+        return float(state.record["wall_time"]) if state.record is not None else 0.0
 
     @staticmethod
-    def _row(base: dict[str, Any], record: dict[str, Any], wall: float) -> dict[str, Any]:
+    def _row(base: dict[str, Any], record: dict[str, Any], wall: float, J: float) -> dict[str, Any]:
         row: dict[str, Any] = dict.fromkeys(COLUMNS)
         row.update(base)
-        row.update({k: _finite_or_none(v) for k, v in record.items() if k in COLUMNS})
-        row["status"] = record.get("status", "ok")
+        row.update({k: _number(v) for k, v in record.items() if k in COLUMNS})
+        row["status"] = record.get("status") or "ok"
         row["wall_time"] = wall
         exact, estimate = row.get("exact"), row.get("estimate")
         if row.get("reference") is None and exact is not None:
             row["reference"] = "exact"
         if exact is not None and estimate is not None:
             row["abs_error"] = abs(estimate - exact)
-            row["rel_error"] = abs(estimate - exact) / abs(exact) if exact != 0 else None
+            row["rel_error"] = relative_error(estimate, exact, row["observable"], J)
         return row
 
     def distance_records(
@@ -303,12 +322,11 @@ class Runner:
         temps = cell.model.temps
         energies = _energies(model, samples)
         exact_distribution = model.exact_energy_distribution(temps)
-        is_reference = cell.method.name == self.spec.reference.sampler
         reference_energies = None
         if exact_distribution is None:
-            if is_reference:
+            if self.plan.reuses_reference(cell):
                 return []  # the MC reference compared with itself says nothing
-            reference_energies = _energies(model, self.reference(cell.model)[0])
+            reference_energies = _energies(model, self.reference(cell.label))
         records: list[dict[str, Any]] = []
         comparison = compare_energy_histograms(
             energies, exact=exact_distribution, reference=reference_energies, n_sites=model.n_sites
@@ -341,94 +359,108 @@ class Runner:
 
     # ------------------------------------------------------------------ the grid
     def run(self) -> pd.DataFrame:
-        """Run every unfinished cell, then write the table, summary and figures."""
+        """Run every cell that is not done, then write the table, summary and figures.
+
+        Raises GridError (nothing written) when the grid has problems, RunFolderError when
+        the folder is someone else's or in use, OSError when the file system refuses.
+        """
         from tqdm.auto import tqdm
 
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "grid.toml").write_text(self.spec.text)
-        cells = plan(self.spec)
-        todo = [c for c in cells if not self.cell_path(c).exists()]
-        if len(todo) < len(cells):
-            self.log(f"resuming: {len(cells) - len(todo)} of {len(cells)} cells already done")
-        start = time.perf_counter()
-        bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not self.progress)
-        with bar:
-            for payload in self.executor.map(self._run_and_tick(bar, todo), todo):
-                self.log(
-                    f"cell {payload['cell']}: {payload['status']} ({payload['wall_time']:.1f} s)"
-                )
-        table = collect(self.out)
-        self.write_results(table, time.perf_counter() - start)
+        plan = self.plan
+        folder = self.folder
+        folder.claim(force=self.force)
+        with folder.lock(self.log):
+            folder.start(self.spec.text)
+            method_cells = plan.method_cells()
+            references = [c for c in plan.cells if c.kind == "reference"]
+            removed = folder.remove_others([c.id for c in method_cells], [c.id for c in references])
+            if removed:
+                self.log(f"removed {len(removed)} cells that are not in this grid")
+            todo = []
+            for cell in plan.cells:
+                state = folder.read_cell(cell.id, cell.digest, reference=cell.kind == "reference")
+                if state.problem is not None:
+                    self.log(f"re-running a cell whose file is damaged: {state.problem}")
+                if not state.done:
+                    todo.append(cell)
+            finished = len(plan.cells) - len(todo)
+            if finished:
+                self.log(f"resuming: {finished} of {len(plan.cells)} cells already done")
+            start = time.perf_counter()
+            bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not self.progress)
+            with bar:
+                for record in self.executor.map(self._run_and_tick(bar, todo), todo):
+                    self.log(
+                        f"cell {record['cell']}: {record['status']} ({record['wall_time']:.1f} s)"
+                    )
+            table = folder.collect([c.id for c in method_cells])
+            self.outcome = self._outcome(table)
+            self.write_results(table, time.perf_counter() - start)
         return table
 
     def _run_and_tick(self, bar: Any, todo: list[Cell]) -> Callable[[Cell], dict[str, Any]]:
         """Run a cell, tick the bar, and let go of a model's reference samples once its last
         cell is done (they stay in the on-disk cache), so a grid of many models holds one
         model's configurations at a time, not all of them."""
-        pending = Counter(cell.model.label() for cell in todo)
+        pending = Counter(cell.label for cell in todo)
 
         def run(cell: Cell) -> dict[str, Any]:
-            bar.set_postfix_str(cell.id)
-            payload = self.run_cell(cell)
+            bar.set_postfix_str(cell.id if cell.kind == "method" else f"{cell.id} reference")
+            record = self.run_reference(cell) if cell.kind == "reference" else self.run_cell(cell)
             bar.update()
-            label = cell.model.label()
-            pending[label] -= 1
-            if pending[label] <= 0:
-                self._references.pop(label, None)
-            return payload
+            pending[cell.label] -= 1
+            if pending[cell.label] <= 0:
+                self._references.pop(cell.label, None)
+            return record
 
         return run
 
+    def _outcome(self, table: pd.DataFrame) -> RunOutcome:
+        outcome = RunOutcome()
+        for cell in self.plan.cells:
+            state = self.folder.read_cell(cell.id, cell.digest, reference=cell.kind == "reference")
+            record = state.record or {"status": "failed", "reason": "its record is missing"}
+            if cell.kind == "method":
+                if record["status"] == "failed":
+                    outcome.failed.append(f"{cell.id}: {record['reason']}")
+            elif record["status"] == "failed":
+                outcome.reference_flags.append(
+                    f"{cell.label}: the reference sampling failed: {record['reason']}"
+                )
+            elif record["status"] == "flagged":
+                outcome.reference_flags.append(
+                    f"{cell.label}: the Monte Carlo reference is flagged: {record['reason']}"
+                )
+        outcome.flagged = flagged_rows(table)
+        return outcome
+
     def write_results(self, table: pd.DataFrame, wall_time: float) -> None:
         """results.csv/json, provenance.json, summary.md and figures/."""
-        from .report import write_report
-
-        write_table(table, self.out)
+        self.folder.write_table(table)
         settings = {
             "grid": self.spec.source,
+            "grid_sha256": hashlib.sha256(self.spec.text.encode()).hexdigest(),
             "seed": self.spec.seed,
             "samples": self.spec.samples,
             "reference": {"sampler": self.spec.reference.sampler, **self.spec.reference.options},
             "models": [m.label() for m in self.spec.models],
             "methods": {m.name: m.options for m in self.spec.methods},
+            "executor": type(self.executor).__name__,
         }
         record = provenance(seed=self.spec.seed, settings=settings)
         record["wall_time_this_invocation"] = wall_time
         record["cell_wall_time_total"] = float(
             table.drop_duplicates(["model", "size", "method"])["wall_time"].sum()
         )
+        record["failed_cells"] = self.outcome.failed
+        record["reference_flags"] = self.outcome.reference_flags
         write_json_atomic(self.out / "provenance.json", record)
-        write_report(self.out)
+        write_report(self.out, plan=self.plan, table=table)
 
 
 def _energies(model: AbstractModel, samples: Samples) -> np.ndarray:
     """Total energies ``(temps, configurations)`` of a sample set, computed in chunks."""
-    from .analysis import measure
-
     energy_per_site = measure(model, samples.states)["energy"]
     return np.asarray(energy_per_site, np.float64).reshape(energy_per_site.shape[0], -1) * (
         model.n_sites
     )
-
-
-def collect(out: str | os.PathLike[str]) -> pd.DataFrame:
-    """All cell records of an output folder as one tidy table."""
-    rows: list[dict[str, Any]] = []
-    for path in sorted((Path(out) / "cells").glob("*.json")):
-        rows += json.loads(path.read_text())["rows"]
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
-    return table
-
-
-def write_table(table: pd.DataFrame, out: str | os.PathLike[str]) -> None:
-    """Write results.csv and results.json atomically (NaN as empty / null, never a number)."""
-    out = Path(out)
-    handle, staging = tempfile.mkstemp(prefix=".results.csv.", dir=out)
-    os.close(handle)
-    table.to_csv(staging, index=False)
-    os.replace(staging, out / "results.csv")
-    records = [
-        {k: _finite_or_none(v) if not pd.isna(v) else None for k, v in row.items()}
-        for row in table.to_dict(orient="records")
-    ]
-    write_json_atomic(out / "results.json", records)

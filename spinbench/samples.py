@@ -12,33 +12,22 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import warnings
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_directory
+
 FORMAT_VERSION = 1
 
 
-@contextmanager
-def atomic_directory(directory: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a staging folder beside ``directory`` that replaces it when the block succeeds;
-    on any failure the staging folder is removed and ``directory`` is left as it was."""
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        yield staging
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+class DamagedSamples(ValueError):
+    """A sample set on disk that cannot be read back; the message names the folder and why."""
 
 
 @dataclass(frozen=True)
@@ -95,16 +84,22 @@ class Samples:
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> Samples:
-        """Read a set written by :meth:`save`; a clear error if it is missing or malformed."""
+        """Read a set written by :meth:`save`; :class:`DamagedSamples` names the folder and
+        what is wrong if it is missing, truncated or inconsistent."""
         source = Path(directory)
         try:
-            meta = json.loads((source / "samples.json").read_text())
+            meta = json.loads((source / "samples.json").read_text(encoding="utf-8"))
             with np.load(source / "samples.npz", allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, KeyError) as error:
-            raise ValueError(f"{source} does not hold a readable sample set: {error}") from error
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{source}: sample format {meta.get('format')!r} is not supported")
+        except FileNotFoundError as error:
+            missing = Path(str(error.filename)).name
+            raise DamagedSamples(f"{source}: {missing} is missing") from error
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            reason = f"{type(error).__name__}: {error}"
+            raise DamagedSamples(f"{source}: unreadable ({reason})") from error
+        problem = _layout_problem(meta, arrays)
+        if problem is not None:
+            raise DamagedSamples(f"{source}: {problem}")
         info = {k.removeprefix("info_"): v for k, v in arrays.items() if k.startswith("info_")}
         return cls(
             states=arrays["states"],
@@ -116,6 +111,29 @@ class Samples:
             info=info,
             provenance=meta.get("provenance", {}),
         )
+
+
+def _layout_problem(meta: Any, arrays: dict[str, np.ndarray]) -> str | None:
+    """What is inconsistent between a set's metadata and its arrays, or None."""
+    if not isinstance(meta, dict):
+        return "samples.json does not hold a JSON object"
+    if meta.get("format") != FORMAT_VERSION:
+        return f"sample format {meta.get('format')!r} is not {FORMAT_VERSION}"
+    keys = ("model", "method", "settings", "seed", "temps", "shape")
+    missing = [k for k in keys if k not in meta]
+    if missing:
+        return f"samples.json lacks {', '.join(missing)}"
+    if "states" not in arrays or "temps" not in arrays:
+        return "samples.npz lacks the states or temps array"
+    states, temps = arrays["states"], arrays["temps"]
+    if list(states.shape) != list(meta["shape"]) or states.ndim < 4:
+        return f"states have shape {list(states.shape)}, samples.json says {meta['shape']}"
+    if temps.shape != (states.shape[0],) or len(meta["temps"]) != states.shape[0]:
+        return f"{temps.shape[0] if temps.ndim else 0} temperatures for {states.shape[0]} in states"
+    for name, value in arrays.items():
+        if name.startswith("info_") and value.shape[:1] != (states.shape[0],):
+            return f"info array {name.removeprefix('info_')!r} lacks the temperature axis"
+    return None
 
 
 def request_key(
@@ -142,15 +160,30 @@ def cached(
     settings: dict[str, Any],
     seed: int,
     produce: Callable[[], Samples],
+    *,
+    stream: str = "",
+    report: Callable[[str], None] | None = None,
 ) -> tuple[Samples, bool]:
     """Load the set for this request from ``root``, or produce and save it.
 
-    Returns the samples and whether they came from the cache.
+    ``stream`` names the random stream the samples are drawn from when it is not the seed
+    alone (the runner derives one key per model from the seed). A damaged set (empty or
+    truncated files, missing metadata) is reported through ``report`` (a warning by default),
+    removed and produced again. Returns the samples and whether they came from the cache.
     """
-    key = request_key(model, temps, method, settings, seed)
+    request = {**settings, "stream": stream} if stream else settings
+    key = request_key(model, temps, method, request, seed)
     directory = Path(root) / f"{model['model']}-{model['size']}-{method}-{key}"
-    if (directory / "samples.json").exists():
-        return Samples.load(directory), True
+    if directory.exists():
+        try:
+            return Samples.load(directory), True
+        except DamagedSamples as error:
+            message = f"discarded a damaged sample cache and sampling again: {error}"
+            if report is None:
+                warnings.warn(message, stacklevel=2)
+            else:
+                report(message)
+            shutil.rmtree(directory, ignore_errors=True)
     samples = produce()
     samples.save(directory)
     return samples, False

@@ -83,7 +83,12 @@ def test_table_and_xy_without_magnetisation_reference(runner: CliRunner, tmp_pat
     lines = result.stdout.splitlines()
     assert lines[0].split()[:5] == ["model", "size", "boundary", "method", "T"]
     magnetization = next(line for line in lines if "abs_magnetization" in line)
-    assert magnetization.split()[-4:-1] == ["-", "-", "-"]  # no exact |m| for XY: no z
+    spans, start = {}, 0  # the dashes under the header give each column's width
+    for name, dashes in zip(lines[0].split(), lines[1].split(), strict=True):
+        spans[name] = (start, start + len(dashes))
+        start += len(dashes) + 2
+    for column in ("exact", "abs_error", "z"):  # no exact |m| for XY: no error, no z
+        assert magnetization[slice(*spans[column])].strip() == "-", column
 
 
 @pytest.mark.parametrize(
@@ -146,3 +151,35 @@ def test_run_length_defaults_are_metropolis_defaults() -> None:
     assert {
         name: getattr(default, name) for name in ("chains", "warmup", "sweeps", "every")
     } == RUN_LENGTH_DEFAULTS
+
+
+def test_a_zero_error_bar_on_a_wrong_value_is_z_inf_and_degenerate(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Four chains at T = 0.7 on a 4x4 torus sit in the ground state: every configuration
+    has E/N = -2 while the exact value is -1.99991."""
+    args = ["sample", "ising2d", "--size", "4", "--temps", "0.7", "--chains", "4"]
+    args += ["--warmup", "200", "--sweeps", "400", "--every", "4"]
+    result = invoke(runner, [*args, "--format", "csv"], tmp_path)
+    assert result.exit_code == 0, result.output
+    energy = next(
+        r for r in csv.DictReader(io.StringIO(result.stdout)) if r["observable"] == "energy"
+    )
+    assert (energy["estimate"], energy["stderr"], energy["z"]) == ("-2.0", "0.0", "inf")
+    assert energy["status"] == "degenerate" and "no error bar" in energy["reason"]
+    records = records_of(invoke(runner, [*args, "--format", "json"], tmp_path))
+    assert next(r for r in records if r["observable"] == "energy")["z"] == "inf"
+
+
+def test_chains_stuck_in_different_states_are_unconverged(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Quenched to T = 0.01, chains on an 8x8 torus freeze in different stripe states:
+    split-R-hat is infinite, whatever z says."""
+    args = ["sample", "ising2d", "--size", "8", "--temps", "0.01", "--chains", "16"]
+    args += ["--warmup", "200", "--sweeps", "400", "--every", "2", "--format", "json"]
+    records = records_of(invoke(runner, args, tmp_path))
+    energy = next(r for r in records if r["observable"] == "energy")
+    assert energy["rhat"] == "inf"
+    assert energy["status"] == "unconverged" and "R-hat = inf" in energy["reason"]
+    assert all(r["status"] == "unconverged" for r in records)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 import numpy as np
 
+from ..atomic import encode_json
 from ..models.base import AbstractModel, ModelError
 from ..registry import RegistryError, get_model
 from ..temperatures import parse_temps
@@ -147,10 +148,11 @@ def build_model(name: str, size: str, boundary: str | None, J: float = 1.0) -> A
 
 
 def clean(value: Any) -> Any:
-    """A JSON-friendly plain value; non-finite floats become None (never a fake number)."""
+    """A plain value: numpy scalars as Python ones, NaN as None (blank, never a fake number);
+    infinities stay (printed ``inf``; a z of inf is a zero error bar on a wrong value)."""
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and math.isnan(value):
         return None
     return value
 
@@ -159,7 +161,7 @@ def emit(records: list[dict[str, Any]], output_format: str, columns: Sequence[st
     """Print records as an aligned table, JSON (a list of flat records) or CSV."""
     rows = [{c: clean(r.get(c)) for c in columns} for r in records]
     if output_format == "json":
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(encode_json(rows), indent=2))
     elif output_format == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")

@@ -25,6 +25,12 @@ def select_device(device: str | None) -> None:
     jax.config.update("jax_default_device", devices[0])
 
 
+class GridProblem(click.ClickException):
+    """A grid that cannot run: exit status 2, like any other bad input."""
+
+    exit_code = 2
+
+
 def resolve_grid(preset: str | None, config: Path | None) -> GridSpec:
     """The grid named by ``--preset`` or ``--config`` (``paper`` when neither is given)."""
     from ..presets import load_preset
@@ -34,7 +40,16 @@ def resolve_grid(preset: str | None, config: Path | None) -> GridSpec:
     try:
         return load_grid(config) if config else load_preset(preset or "paper")
     except GridError as error:
-        raise click.ClickException(str(error)) from error
+        raise GridProblem(str(error)) from error
+
+
+def _fs_error(error: OSError) -> click.ClickException:
+    """One line naming the path the file system refused, and why."""
+    path = error.filename or "the output folder"
+    reason = error.strerror or type(error).__name__
+    if isinstance(error, IsADirectoryError | NotADirectoryError | FileExistsError):
+        reason = f"{reason} (a file stands where a folder is needed, or the other way round)"
+    return click.ClickException(f"cannot write {path}: {reason}")
 
 
 @click.command("run")
@@ -42,13 +57,23 @@ def resolve_grid(preset: str | None, config: Path | None) -> GridSpec:
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="A grid TOML file.")
 @click.option(
     "--out",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     default=Path("results"),
     show_default=True,
     help="Output folder; an interrupted run restarted here skips finished cells.",
 )
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), help="Force a JAX device.")
 @click.option("--seed", type=click.IntRange(min=0), help="Override the grid's seed.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into an --out that holds files spinbench did not write.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Also exit with status 1 when rows are flagged (unconverged, degenerate, diverged).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run_command(
     preset: str | None,
@@ -56,49 +81,86 @@ def run_command(
     out: Path,
     device: str | None,
     seed: int | None,
+    force: bool,
+    strict: bool,
     quiet: bool,
 ) -> None:
-    """Run a grid of models x methods x temperatures into OUT (default: the paper preset)."""
+    """Run a grid of models x methods x temperatures into OUT (default: the paper preset).
+
+    The whole grid is checked first (names, sizes, options, which method runs on which model,
+    memory) and every problem is listed; nothing is written until it passes. OUT belongs to
+    one run at a time (a second concurrent run is refused) and must be empty, new or a
+    spinbench run folder (else --force). A rerun reuses each finished cell whose settings are
+    unchanged and re-runs the rest (failed cells included).
+
+    Exit status: 0 when every cell ran; 1 when a cell failed to run or a model's Monte Carlo
+    reference is flagged (the table is written and the failures listed first); 2 for a bad
+    command line or grid. Rows flagged as results that cannot be trusted (unconverged chains,
+    a degenerate sample, diverged training) are listed at the end and keep status 0, unless
+    --strict.
+    """
+    from ..resources import ResourceError
+    from ..run_folder import RunFolderError
     from ..runner import Runner
 
     spec = resolve_grid(preset, config)
     if seed is not None:
         spec = spec.with_seed(seed)
     select_device(device)
-    _check_names(spec)
-    runner = Runner(spec, out, progress=not quiet, log=lambda m: click.echo(m, err=True))
-    table = runner.run()
-    failed = table[table["status"] != "ok"]
+    runner = Runner(
+        spec, out, progress=not quiet, log=lambda m: click.echo(m, err=True), force=force
+    )
+    try:
+        runner.plan  # noqa: B018 -- checks the whole grid before anything is written
+    except GridError as error:
+        raise GridProblem(str(error)) from error
+    try:
+        table = runner.run()
+    except (RunFolderError, ResourceError) as error:
+        raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise _fs_error(error) from error
+    outcome = runner.outcome
     click.echo(f"table:   {out / 'results.csv'} ({len(table)} rows)")
     click.echo(f"summary: {out / 'summary.md'}")
     click.echo(f"figures: {out / 'figures'}")
-    if len(failed):
-        click.echo(f"{len(failed)} rows record failures; see the status and reason columns")
-
-
-def _check_names(spec: GridSpec) -> None:
-    """Resolve every name before any work starts, so a typo fails fast."""
-    from ..registry import RegistryError, get_method, get_model, get_sampler
-
-    try:
-        get_sampler(spec.reference.sampler)
-        for model in spec.models:
-            get_model(model.name)
-        for method in spec.methods:
-            get_method(method.name)
-    except RegistryError as error:
-        raise click.ClickException(f"{spec.source}: {error}") from error
+    if outcome.flagged:
+        click.echo(f"{len(outcome.flagged)} flagged rows (results that cannot be trusted):")
+        for line in outcome.flagged:
+            click.echo(f"  {line}")
+    for title, lines in (
+        ("cells failed to run", outcome.failed),
+        ("Monte Carlo references cannot be trusted", outcome.reference_flags),
+    ):
+        if lines:
+            click.echo(f"{len(lines)} {title}:", err=True)
+            for line in lines:
+                click.echo(f"  {line}", err=True)
+    code = outcome.exit_code(strict=strict)
+    if code:
+        raise SystemExit(code)
 
 
 @click.command("report")
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report_command(out: Path) -> None:
-    """Rebuild summary.md and figures/ of a run folder OUT from its table."""
-    from ..report import write_report
+    """Rebuild summary.md and figures/ of a run folder OUT from its cells."""
+    from ..report import ReportError, write_report
 
-    if not (out / "results.csv").exists() and not (out / "cells").is_dir():
-        raise click.ClickException(f"{out} holds no spinbench results (no results.csv, no cells/)")
-    written = write_report(out)
-    click.echo(f"summary: {written['summary']}")
-    for figure in written["figures"]:
+    try:
+        report = write_report(out)
+    except ReportError as error:
+        raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise _fs_error(error) from error
+    if report.missing_cells:
+        click.echo(
+            f"partial run: {len(report.missing_cells)} cells are missing "
+            f"({', '.join(report.missing_cells)}); the report covers the others",
+            err=True,
+        )
+    click.echo(f"summary: {report.summary}")
+    for figure in report.figures:
         click.echo(f"figure:  {figure}")
+    for problem in report.problems:
+        click.echo(f"not drawn: {problem}", err=True)

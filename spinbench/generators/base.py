@@ -53,9 +53,10 @@ import jax
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
+from ..atomic import atomic_directory
 from ..models.base import AbstractModel
 from ..samplers.base import build_from_options
-from ..samples import Samples, atomic_directory
+from ..samples import Samples
 
 #: Version of the on-disk layout written by :meth:`TrainedGenerator.save`.
 TRAINED_FORMAT_VERSION = 1
@@ -99,7 +100,11 @@ class AbstractGenerator(eqx.Module):
 
     @abc.abstractmethod
     def fit(self, model: AbstractModel, data: Samples, *, key: PRNGKeyArray) -> TrainedGenerator:
-        """Train one network per temperature of ``data`` (all temperatures in one program)."""
+        """Train one network per temperature of ``data`` (all temperatures in one program).
+
+        A generator may also accept ``progress`` (True / False / None: a bar on a terminal
+        only), as the built-in ones do; the runner then passes its own setting.
+        """
 
     @abc.abstractmethod
     def generate_states(

@@ -24,6 +24,7 @@ This module also holds the pieces the AVB generator shares: :class:`AbstractNeur
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
 import itertools
 import math
@@ -679,7 +680,14 @@ class AbstractNeuralGenerator(AbstractGenerator):
     def init(self, model: AbstractModel, n_temps: int, *, key: PRNGKeyArray) -> PyTree:
         return _init(self, model, int(n_temps), key)
 
-    def fit(self, model: AbstractModel, data: Samples, *, key: PRNGKeyArray) -> TrainedGenerator:
+    def fit(
+        self,
+        model: AbstractModel,
+        data: Samples,
+        *,
+        key: PRNGKeyArray,
+        progress: bool | None = None,
+    ) -> TrainedGenerator:
         reason = self.supports(model)
         if reason is not None:
             raise ValueError(f"{self.name} cannot learn {model.name}: {reason}")
@@ -694,7 +702,8 @@ class AbstractNeuralGenerator(AbstractGenerator):
         features = encode_spins(model, flat)
         init_key, train_key = jax.random.split(key)
         params = self.init(model, len(temps), key=init_key)
-        result = train(self._objective(model), params, features, self.train_config(), key=train_key)
+        config = dataclasses.replace(self.train_config(), progress=progress)
+        result = train(self._objective(model), params, features, config, key=train_key)
         return TrainedGenerator(
             generator=self,
             model=model,

@@ -1,0 +1,90 @@
+"""The summary and figures of a run: numbers that mean something, bins on energy levels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spinbench.analysis import REL_ERROR_MIN_EXACT, relative_error
+from spinbench.models import XY1D, Ising1D, Ising2D
+from spinbench.report import _format, _histogram_bins, summarise, summary_text
+from spinbench.run_folder import COLUMNS, rows_to_table
+
+
+def row(**values: object) -> dict[str, object]:
+    base: dict[str, object] = dict.fromkeys(COLUMNS)
+    base.update(model="ising1d", size="6", boundary="free", method="m", status="ok")
+    base.update(wall_time=1333.25, T=1.0)
+    base.update(values)
+    return base
+
+
+def test_relative_errors_only_where_the_exact_value_is_not_near_zero() -> None:
+    assert relative_error(0.52, 0.5, "correlation") == pytest.approx(0.04)
+    # T = 1000: the exact correlation at r = 3 is ~1e-9; a noise of 0.01 is not a 1e7 error
+    assert relative_error(0.01, 1e-9, "correlation") is None
+    assert relative_error(0.01, REL_ERROR_MIN_EXACT * 0.99, "abs_magnetization") is None
+    # energies are measured in units of |J|
+    assert relative_error(-0.021, -0.02, "energy", J=1.0) is None
+    assert relative_error(-0.021, -0.02, "energy", J=0.1) == pytest.approx(0.05)
+
+
+def test_summary_worst_z_takes_every_observable_and_infinity() -> None:
+    table = rows_to_table(
+        [
+            row(observable="energy", z=1.0, estimate=-1.0, exact=-1.0, rel_error=0.01),
+            row(observable="correlation", r=1, z=2.0, rel_error=0.1),
+            row(observable="abs_magnetization", z=7.5),
+            row(observable="heat_capacity", z=math.inf, status="degenerate", reason="r"),
+            row(observable="energy_tv", estimate=0.1, noise_floor=0.02),
+        ]
+    )
+    line = summarise(table).iloc[0]
+    assert line["mean abs(z)"] == pytest.approx(1.5)  # energy and correlation rows
+    assert line["worst abs(z)"] == math.inf
+    assert line["flagged rows"] == 1
+    text = summary_text(table, [], 1, [])
+    assert "| 1.5 | inf |" in text
+    assert "| 1333.2 |" in text and "e+03" not in text
+    assert "## Flagged rows (1)" in text and "heat_capacity: degenerate: r" in text
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        ("wall time (s)", 1333.25, "1333.2"),
+        ("wall time (s)", 0.04, "0.0"),
+        ("worst abs(z)", math.inf, "inf"),
+        ("energy TV", math.nan, "–"),
+        ("energy TV", 0.012345, "0.0123"),
+        ("failures", "a | b", "a / b"),
+    ],
+)
+def test_summary_cells_are_plain(column: str, value: object, shown: str) -> None:
+    assert _format(column, value) == shown
+
+
+@pytest.mark.parametrize(
+    "model", [Ising2D.from_size(4), Ising1D.from_size(6), Ising2D.from_size("4x6", J=-0.5)]
+)
+def test_energy_histograms_have_one_bin_per_level(model: Ising1D | Ising2D) -> None:
+    levels = model.exact_energy_distribution(np.asarray([2.0])).levels / model.n_sites
+    edges = _histogram_bins(model, 2.0, [])
+    assert len(edges) == len(levels) + 1
+    counts, _ = np.histogram(levels, bins=edges)
+    assert (counts == 1).all()  # every level alone in its bin, no empty bins between
+
+
+def test_continuous_spins_get_equal_bins() -> None:
+    assert _histogram_bins(XY1D.from_size(4), 1.0, [np.zeros(3)]) == 30
+
+
+def test_the_table_keeps_infinities_and_text_sizes() -> None:
+    table = rows_to_table([row(observable="z", z="inf", size="6"), row(observable="x", z=None)])
+    assert table["z"].iloc[0] == math.inf and math.isnan(table["z"].iloc[1])
+    assert table["size"].tolist() == ["6", "6"]
+    assert list(table.columns) == list(COLUMNS)
+    assert isinstance(table, pd.DataFrame)
