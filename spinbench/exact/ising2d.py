@@ -49,6 +49,9 @@ ISING2D_TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
 _MAX_COUPLING = 300.0
 #: Largest |J|/T at which the torus heat capacity keeps ~1e-11 relative accuracy.
 _RELATIVE_C_UP_TO = 2.0
+#: Temperatures of the torus are processed in blocks of at most this many (temps, 2 ly) entries,
+#: so the work arrays stay at tens of MB whatever the grid, even at 10^5 sites per side.
+_TORUS_BLOCK_ENTRIES = 2**19
 #: Below this k^2 the infinite-lattice E and C use their power series (both ends of T).
 _SERIES_BELOW = 0.1
 _SERIES_TERMS = 40
@@ -189,7 +192,9 @@ def ising2d_torus(
         )
     temps = check_temperatures(temps)
     k = _reduced_coupling(temps, J)
-    ln_z, d1, d2 = _torus_derivatives(lx, ly, k)
+    block = max(1, _TORUS_BLOCK_ENTRIES // (2 * ly))
+    parts = [_torus_derivatives(lx, ly, k[i : i + block]) for i in range(0, k.size, block)]
+    ln_z, d1, d2 = (np.concatenate(column) for column in zip(*parts, strict=True))
     sites = lx * ly
     notes = {"ln_z": "total lnZ of the finite torus"}
     if np.any(k > _RELATIVE_C_UP_TO):
