@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from spinbench import __version__
 from spinbench.cli import main
+from spinbench.exact import ising2d_infinite
 
 
 @pytest.fixture
@@ -49,6 +50,19 @@ def test_exact_ising2d_is_the_finite_lattice_value(runner: CliRunner) -> None:
     assert energy["r"] is None
     assert energy["exact"] == pytest.approx(-1.476, abs=1e-3)  # infinite lattice: -1.414
     assert {"model", "size", "T", "observable", "r", "exact"} <= set(energy)
+
+
+def test_exact_on_a_huge_torus_is_the_closed_form(runner: CliRunner) -> None:
+    """10^10 sites: Kaufman's closed form costs O(side) per temperature, and deciding that the
+    lattice is too large to enumerate costs nothing."""
+    arguments = ["exact", "ising2d", "--size", "100000x100000", "--temps", "2.0", "--format"]
+    result = runner.invoke(main, [*arguments, "json"])
+    assert result.exit_code == 0, result.output
+    records = {r["observable"]: r for r in json.loads(result.output)}
+    assert records["energy"]["source"].startswith("Kaufman")
+    onsager = ising2d_infinite([2.0])
+    assert records["energy"]["exact"] == pytest.approx(onsager.energy[0], rel=1e-9)
+    assert records["heat_capacity"]["exact"] == pytest.approx(onsager.heat_capacity[0], rel=1e-6)
 
 
 def test_exact_table_and_csv(runner: CliRunner) -> None:

@@ -415,6 +415,34 @@ def test_enumeration_limits() -> None:
         enumerate_exact(Ising2D.from_size("5x5"), [1.0])
 
 
+class _SiteCount(int):
+    """A number of sites that refuses to be an exponent: q**N is never to be built for it."""
+
+    def __rpow__(self, base: object) -> int:
+        raise AssertionError(f"{base}**{int(self)} was built to count the states")
+
+
+class _CountedTorus(Ising2D):
+    """The Ising torus, with a site count that fails the test if raised to a power."""
+
+    @property
+    def n_sites(self) -> int:
+        return _SiteCount(math.prod(self.shape))
+
+
+def test_enumerability_is_decided_without_building_the_state_count() -> None:
+    """2^N for a 100000 x 100000 torus alone takes 1.25 GB and minutes to compute."""
+    from spinbench.samplers.metropolis import closed_classes, frozen_share
+
+    huge = _CountedTorus.from_size("100000x100000")
+    assert not can_enumerate(huge)
+    assert frozen_share(huge) is None
+    assert closed_classes(huge) is None
+    assert can_enumerate(_CountedTorus.from_size("4x6"))  # 2^24 states: the limit itself
+    assert not can_enumerate(_CountedTorus.from_size("5x5"))
+    assert not can_enumerate(XY1D.from_size(4))
+
+
 def test_enumeration_against_independent_brute_force() -> None:
     """enumerate_exact against a plain numpy sum over the 3x3 torus (no model code)."""
     model = Ising2D.from_size("3x3")

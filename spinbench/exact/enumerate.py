@@ -38,6 +38,7 @@ __all__ = [
     "enumerate_energy_distribution",
     "enumerate_exact",
     "enumerate_states",
+    "has_at_most_states",
     "state_index",
 ]
 
@@ -49,16 +50,26 @@ _GRID = 1.0 / _GRID_STEPS
 _GRID_TOLERANCE = 1e-5
 
 
-def _n_states(model: AbstractModel) -> int | None:
+def has_at_most_states(model: AbstractModel, limit: int) -> bool:
+    """Whether a discrete model has at most ``limit`` configurations (False for continuous spins).
+
+    Compares the number of sites with the most that ``limit`` allows, never builds q^N: that
+    integer has N log2 q bits, over a gigabyte for a 100000 x 100000 lattice.
+    """
     if model.spin_values is None:
-        return None
-    return len(model.spin_values) ** model.n_sites
+        return False
+    q = len(model.spin_values)
+    if q <= 1:  # q^N is q
+        return q <= limit
+    count, sites = 1, 0  # the most sites with q^sites <= limit
+    while count * q <= limit:
+        count, sites = count * q, sites + 1
+    return model.n_sites <= sites
 
 
 def can_enumerate(model: AbstractModel) -> bool:
     """True for a discrete model with at most ``ENUMERATION_MAX_STATES`` configurations."""
-    count = _n_states(model)
-    return count is not None and count <= _model_base.ENUMERATION_MAX_STATES
+    return has_at_most_states(model, _model_base.ENUMERATION_MAX_STATES)
 
 
 def _require_enumerable(model: AbstractModel) -> tuple[int, int]:

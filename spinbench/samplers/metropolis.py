@@ -132,11 +132,11 @@ def frozen_share(model: AbstractModel) -> float | None:
     model with a field or other terms is outside this argument): their energy is minus a
     quarter of the sum of the sites' ΔE, i.e. 0, and ``Z >= 2^N e^{-<E>/T} = 2^N`` by
     Jensen's inequality, the uniform mean energy being 0."""
-    from ..exact.enumerate import enumerate_states
+    from ..exact.enumerate import enumerate_states, has_at_most_states
 
     if not _two_valued(model):
         return None
-    if 2**model.n_sites > FROZEN_ENUMERATION_MAX_STATES:
+    if not has_at_most_states(model, FROZEN_ENUMERATION_MAX_STATES):
         return None
     try:
         known = _FROZEN_SHARE.get(model)  # models compare by their fields
@@ -167,11 +167,11 @@ def closed_classes(model: AbstractModel) -> int | None:
     import scipy.sparse
     import scipy.sparse.csgraph
 
-    from ..exact.enumerate import enumerate_states
+    from ..exact.enumerate import enumerate_states, has_at_most_states
 
-    n, n_states = model.n_sites, 2**model.n_sites
-    if n_states > CLASS_ENUMERATION_MAX_STATES:
+    if not _two_valued(model) or not has_at_most_states(model, CLASS_ENUMERATION_MAX_STATES):
         return None
+    n, n_states = model.n_sites, 2**model.n_sites
     states = jnp.asarray(enumerate_states(model))
     delta = np.asarray(model.delta_energy(states, _flipped(model, states)))
     certain = delta.reshape(n_states, n) <= _zero_tolerance(model)
