@@ -179,6 +179,16 @@ def test_torus_stable_for_large_lattices_and_extreme_temperatures() -> None:
     )
 
 
+def test_torus_in_temperature_blocks_is_the_single_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spinbench.exact import ising2d as ising2d_module
+
+    whole = ising2d_torus(6, 10, TEMPS_2D)
+    monkeypatch.setattr(ising2d_module, "_TORUS_BLOCK_ENTRIES", 3 * 20)  # three T per block
+    blocked = ising2d_torus(6, 10, TEMPS_2D)
+    for observable in ("ln_z", "energy", "heat_capacity"):
+        np.testing.assert_array_equal(blocked.observable(observable), whole.observable(observable))
+
+
 def test_torus_energy_is_derivative_of_ln_z() -> None:
     """Central differences of lnZ(beta) (Richardson) for a non-square lattice."""
     temps = np.array([1.2, 2.0, 2.269185314, 3.0])
