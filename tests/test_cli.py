@@ -65,6 +65,13 @@ def test_exact_on_a_huge_torus_is_the_closed_form(runner: CliRunner) -> None:
     assert records["heat_capacity"]["exact"] == pytest.approx(onsager.heat_capacity[0], rel=1e-6)
 
 
+def test_exact_below_the_closed_form_limit_names_it(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["exact", "ising2d", "--size", "10", "--temps", "0.001,1"])
+    assert result.exit_code != 0
+    assert "needs |J|/T <= 300, i.e. T >= 0.00333333 for |J| = 1; got T = 0.001" in result.output
+    assert "no exact solution is known" not in result.output
+
+
 def test_exact_table_and_csv(runner: CliRunner) -> None:
     table = runner.invoke(main, ["exact", "ising1d", "--size", "6", "--temps", "0.5:2.0:4"])
     assert table.exit_code == 0, table.output

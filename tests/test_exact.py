@@ -7,6 +7,7 @@ and compared tightly; |m| and correlations pass through float32 per configuratio
 from __future__ import annotations
 
 import math
+import re
 from functools import cache
 
 import numpy as np
@@ -18,6 +19,7 @@ from spinbench.exact import (
     ISING2D_TC,
     EnergyDistribution,
     ExactResult,
+    FrustratedTorusError,
     boltzmann_log_probabilities,
     can_enumerate,
     enumerate_energy_distribution,
@@ -384,11 +386,10 @@ def test_xy1d_frustrated_ring_at_low_temperature() -> None:
     cold = xy1d_exact(n, [t], boundary="periodic", J=-1.0)
     assert cold.energy[0] == pytest.approx(-np.cos(np.pi / n) + (n - 1) * t / (2 * n), rel=1e-5)
     assert cold.heat_capacity[0] == pytest.approx((n - 1) / (2 * n), rel=1e-2)
-    # Colder than the real-space grid resolves: NaN, with a note.
-    frozen = xy1d_exact(3, [1e-5, 1.0], boundary="periodic", J=-1.0)
-    assert np.isnan(frozen.energy[0])
-    assert np.isfinite(frozen.energy[1])
-    assert "frustrated" in frozen.notes["precision"]
+    # At the temperature limit of the solver the real-space route still resolves N = 3.
+    coldest = xy1d_exact(3, [1e-3, 1.0], boundary="periodic", J=-1.0)
+    for values in (coldest.ln_z, coldest.energy, coldest.heat_capacity, coldest.correlation):
+        assert np.all(np.isfinite(values))
 
 
 def test_xy_model_uses_closed_form() -> None:
@@ -493,6 +494,60 @@ def test_enumeration_snaps_float32_energies() -> None:
     assert enumerate_exact(Ising1D.from_size(8, J=0.3), [1.0]).energy == pytest.approx(
         exact.energy, rel=1e-12
     )
+
+
+# --------------------------------------------------------------------------- temperature limits
+@pytest.mark.parametrize(
+    ("solve", "limit"),
+    [
+        (lambda t: ising1d_exact(6, t, boundary="free"), "1e+100"),
+        (lambda t: ising1d_exact(7, t, boundary="periodic", J=-1.0), "1e+100"),
+        (lambda t: ising1d_energy_distribution(6, t, boundary="periodic"), "1e+100"),
+        (lambda t: enumerate_exact(Ising2D.from_size(3, J=-1.0), t), "1e+100"),
+        (lambda t: enumerate_energy_distribution(Ising1D.from_size(4), t), "1e+100"),
+        (lambda t: boltzmann_log_probabilities(Ising1D.from_size(4), t), "1e+100"),
+        (lambda t: xy1d_exact(6, t, boundary="free"), "1000"),
+        (lambda t: xy1d_exact(7, t, boundary="periodic", J=-1.0), "1000"),
+        (lambda t: ising2d_torus(6, 6, t), "300"),
+        (lambda t: ising2d_infinite(t), "300"),
+    ],
+    ids=[
+        "ising1d",
+        "ising1d-frustrated-ring",
+        "ising1d-distribution",
+        "enumeration",
+        "enumerated-distribution",
+        "boltzmann-probabilities",
+        "xy1d",
+        "xy1d-frustrated-ring",
+        "ising2d-torus",
+        "ising2d-infinite",
+    ],
+)
+def test_colder_than_a_solver_resolves_is_refused_naming_the_limit(solve, limit: str) -> None:
+    """Below its limit a solver gave NaN or wrong values (the XY heat capacity cancels: 1.85
+    instead of 0.417 at T = 1e-8); at the limit its values are finite."""
+    limit_t = 1.0 / float(limit)
+    expected = re.escape(f"needs |J|/T <= {limit}, i.e. T >= {limit_t:.6g} for |J| = 1; got T")
+    with pytest.raises(ValueError, match=expected):
+        solve([limit_t * 0.99, 1.0])
+    with pytest.raises(ValueError, match=r"got T = 1e-200"):
+        solve([1.0, 1e-200])
+    result = solve([limit_t, 1.0])
+    for name in ("ln_z", "energy", "heat_capacity", "correlation", "probabilities"):
+        values = getattr(result, name, None)
+        assert values is None or np.all(np.isfinite(values)), name
+
+
+def test_ising2d_model_below_the_closed_form_limit_says_so() -> None:
+    """The torus's temperature limit reaches the caller; only the frustrated torus (no closed
+    form) falls back to enumeration, or to None when it is too large."""
+    with pytest.raises(ValueError, match=r"\|J\|/T <= 300.*got T = 0\.001"):
+        Ising2D.from_size(10).exact(np.array([0.001, 1.0]))
+    with pytest.raises(FrustratedTorusError, match="frustrated"):
+        ising2d_torus(3, 4, [1.0], J=-1.0)
+    assert Ising2D.from_size(3, J=-1.0).exact(np.array([1.0])).source == "enumeration"
+    assert Ising2D.from_size(5, J=-1.0).exact(np.array([1.0])) is None
 
 
 # --------------------------------------------------------------------------- validation

@@ -26,7 +26,13 @@ from jaxtyping import ArrayLike
 
 from ..models import base as _model_base
 from ..temperatures import check_temperatures
-from ._common import level_log_probabilities, level_statistics
+from ._common import (
+    MAX_COUPLING,
+    MAX_COUPLING_WHY,
+    level_log_probabilities,
+    level_statistics,
+    reduced_couplings,
+)
 from .result import EnergyDistribution, ExactResult
 
 if TYPE_CHECKING:
@@ -248,6 +254,16 @@ def _spectrum(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return levels, np.log(counts.astype(np.float64)), inverse
 
 
+def _check_temperatures(
+    model: AbstractModel, temps: np.ndarray | list[float] | float
+) -> np.ndarray:
+    """Valid temperatures (float64), none colder than |J|/T = ``MAX_COUPLING``."""
+    temps = check_temperatures(temps)
+    solver = f"enumeration of {model.name} {model.size}"
+    reduced_couplings(temps, float(model.J), MAX_COUPLING, solver, MAX_COUPLING_WHY)
+    return temps
+
+
 def boltzmann_log_probabilities(
     model: AbstractModel, temps: np.ndarray | list[float] | float
 ) -> np.ndarray:
@@ -256,7 +272,7 @@ def boltzmann_log_probabilities(
     States are in the order of :func:`state_index` (index the result with it to score samples).
     The array has temps x q^n entries: mind the memory for the largest models.
     """
-    temps = check_temperatures(temps)
+    temps = _check_temperatures(model, temps)
     levels, log_g, inverse = _spectrum(_energies(model))
     log_p_level, _ = level_log_probabilities(levels, log_g, 1.0 / temps)
     return log_p_level[:, inverse] - log_g[None, inverse]
@@ -268,7 +284,7 @@ def enumerate_exact(model: AbstractModel, temps: np.ndarray | list[float] | floa
     Energy moments use the exact spectrum (two-pass variance); |m| and correlations are
     Boltzmann averages of the model's own per-configuration observables, summed per level.
     """
-    temps = check_temperatures(temps)
+    temps = _check_temperatures(model, temps)
     beta = 1.0 / temps
     sums = _level_sums(model)
     if sums is None:  # energies off the grid: every state is its own level
@@ -312,7 +328,7 @@ def enumerate_energy_distribution(
     model: AbstractModel, temps: np.ndarray | list[float] | float
 ) -> EnergyDistribution:
     """Exact distribution of the total energy: distinct levels (ascending), (temps, levels)."""
-    temps = check_temperatures(temps)
+    temps = _check_temperatures(model, temps)
     sums = _level_sums(model)
     if sums is None:
         levels, log_g, _ = _spectrum(_energies(model))
