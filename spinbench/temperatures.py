@@ -11,6 +11,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ._plain import plain
+
 __all__ = ["check_temperatures", "parse_temps"]
 
 #: How to write a temperature grid (TEMPS on the command line), appended to format errors.
@@ -26,7 +28,7 @@ def check_temperatures(temps: float | Iterable[float] | np.ndarray) -> np.ndarra
     try:
         values = np.asarray(temps, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"temperatures must be numbers, got {temps!r}") from error
+        raise ValueError(f"temperatures must be numbers, got {plain(temps)!r}") from error
     if values.ndim > 1:
         raise ValueError(f"temperatures must be a scalar or a 1D list, got shape {values.shape}")
     values = np.atleast_1d(values)
@@ -34,7 +36,7 @@ def check_temperatures(temps: float | Iterable[float] | np.ndarray) -> np.ndarra
         raise ValueError("no temperatures given: the temperature grid is empty")
     bad = ~(np.isfinite(values) & (values > 0))
     if np.any(bad):
-        raise ValueError(f"temperature must be finite and > 0, got {values[bad][0]!r}")
+        raise ValueError(f"temperature must be finite and > 0, got {plain(values[bad][0])!r}")
     return values
 
 

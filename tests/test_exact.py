@@ -413,7 +413,7 @@ def test_enumeration_order_and_state_index() -> None:
     np.testing.assert_array_equal(state_index(model, states), np.arange(64))
     batch = states[[5, 7, 63]].reshape(3, 1, 2, 3).astype(np.float32)
     np.testing.assert_array_equal(state_index(model, batch), [[5], [7], [63]])
-    with pytest.raises(ValueError, match="not one of"):
+    with pytest.raises(ValueError, match=r"state value 0\.0 is not one of"):
         state_index(model, np.zeros((2, 3)))
     with pytest.raises(ValueError, match="lattice shape"):
         state_index(model, np.ones((3, 2)))

@@ -214,6 +214,7 @@ def test_defaults_are_the_papers_protocol() -> None:
         ({"chains": 0}, "chains must be a positive integer"),
         ({"sweeps": -5}, "sweeps must be a positive integer"),
         ({"every": 2.5}, "every must be a positive integer"),
+        ({"every": np.float64(2.5)}, r"every must be a positive integer, got 2\.5$"),
         ({"chains": True}, "chains must be a positive integer"),
         ({"warmup": -1}, "warmup must be a non-negative integer"),
         ({"sweeps": 10, "every": 20}, "larger than sweeps"),

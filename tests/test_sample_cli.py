@@ -112,6 +112,12 @@ def test_user_errors(runner: CliRunner, tmp_path: Path, args: list[str], message
     assert "Traceback" not in result.output
 
 
+def test_bad_temperature_is_a_plain_number(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, ["sample", "ising1d", "--size", "4", "--temps", "-1"], tmp_path)
+    assert result.exit_code != 0
+    assert "temperature must be finite and > 0, got -1.0\n" in result.output, result.output
+
+
 def test_unknown_model(runner: CliRunner, tmp_path: Path) -> None:
     result = invoke(runner, ["sample", "potts", "--size", "4", "--temps", "1.0"], tmp_path)
     assert result.exit_code != 0 and "unknown model 'potts'" in result.output

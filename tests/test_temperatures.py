@@ -23,6 +23,15 @@ def test_check_temperatures_rejects_bad_values(bad: float) -> None:
 
 
 @pytest.mark.parametrize(
+    ("bad", "shown"), [(-1.0, "-1.0"), (np.float32(0.0), "0.0"), (np.nan, "nan"), (-np.inf, "-inf")]
+)
+def test_bad_temperature_is_shown_as_a_plain_number(bad: float, shown: str) -> None:
+    with pytest.raises(ValueError) as info:
+        check_temperatures(np.array([1.0, bad]))
+    assert str(info.value) == f"temperature must be finite and > 0, got {shown}"
+
+
+@pytest.mark.parametrize(
     ("bad", "message"),
     [([], "empty"), ([[1.0, 2.0]], "1D"), (["warm"], "numbers")],
 )

@@ -13,6 +13,8 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 
+from .._plain import plain
+
 BOUNDARIES = ("free", "periodic")
 
 
@@ -54,7 +56,7 @@ def reduced_couplings(
 def check_length(n: int, what: str = "n") -> int:
     """A lattice length: an integer >= 2."""
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
-        raise ValueError(f"{what} must be an integer >= 2, got {n!r}")
+        raise ValueError(f"{what} must be an integer >= 2, got {plain(n)!r}")
     return int(n)
 
 

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike
 
+from .._plain import plain
 from ..models import base as _model_base
 from ..temperatures import check_temperatures
 from ._common import (
@@ -126,7 +127,9 @@ def state_index(model: AbstractModel, states: ArrayLike) -> np.ndarray:
         digits[flat == value] = digit
     if np.any(digits < 0):
         bad = flat[digits < 0][0]
-        raise ValueError(f"state value {bad!r} is not one of {model.name}'s {model.spin_values}")
+        raise ValueError(
+            f"state value {plain(bad)!r} is not one of {model.name}'s {model.spin_values}"
+        )
     q = len(model.spin_values)
     index = np.zeros(batch, dtype=np.int64)
     for site in range(model.n_sites):

@@ -40,6 +40,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Shaped
 
+from .._plain import plain
 from ..models.base import AbstractModel
 from ..provenance import provenance
 from ..samples import Samples
@@ -286,9 +287,9 @@ class Metropolis(AbstractSampler):
         for option in ("chains", "sweeps", "every"):
             value = getattr(self, option)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{option} must be a positive integer, got {value!r}")
+                raise ValueError(f"{option} must be a positive integer, got {plain(value)!r}")
         if not isinstance(self.warmup, int) or isinstance(self.warmup, bool) or self.warmup < 0:
-            raise ValueError(f"warmup must be a non-negative integer, got {self.warmup!r}")
+            raise ValueError(f"warmup must be a non-negative integer, got {plain(self.warmup)!r}")
         if self.every > self.sweeps:
             raise ValueError(
                 f"every={self.every} is larger than sweeps={self.sweeps}: no configuration "
@@ -301,7 +302,7 @@ class Metropolis(AbstractSampler):
         if self.width is not None and (
             not isinstance(self.width, float) or not math.isfinite(self.width) or self.width <= 0
         ):
-            raise ValueError(f"width must be a positive number or None, got {self.width!r}")
+            raise ValueError(f"width must be a positive number or None, got {plain(self.width)!r}")
 
     # ------------------------------------------------------------------ facts
     @property
