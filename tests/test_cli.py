@@ -112,6 +112,7 @@ def test_exact_periodic_chain(runner: CliRunner) -> None:
         (["exact", "ising1d", "--size", "6", "--temps", "nan"], "finite"),
         (["exact", "ising1d", "--size", "6", "--temps", "1:2"], "start:stop:count"),
         (["exact", "ising1d", "--size", "6", "--temps", "a,b"], "is not a number"),
+        (["exact", "ising1d", "--size", "6", "--temps", "２.５"], "write numbers in ASCII"),
         (["exact", "ising1d", "--size", "1", "--temps", "1"], "at least 2"),
         (["exact", "ising2d", "--size", "4x4x4", "--temps", "1"], "axes"),
         (

@@ -92,3 +92,20 @@ def test_parse_temps_range_is_inclusive() -> None:
 def test_parse_temps_rejects_malformed(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_temps(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("２.５", "'２.５' in temperatures '２.５' is not a number: write numbers in ASCII"),
+        ("1.0,١٫٥", "'١٫٥' in temperatures '1.0,١٫٥' is not a number: write numbers in ASCII"),
+        ("1:٢:3", "'٢' in temperatures '1:٢:3' is not a number: write numbers in ASCII"),
+        ("1:2:３", "count '３' must be an integer >= 1, in the ASCII digits 0-9"),
+        ("1_0", "'1_0' in temperatures '1_0' is not a number"),
+    ],
+)
+def test_parse_temps_takes_only_ascii_numbers(text: str, message: str) -> None:
+    """float() reads other scripts' digits and underscores; TEMPS is plain ASCII."""
+    with pytest.raises(ValueError) as info:
+        parse_temps(text)
+    assert message in str(info.value)
