@@ -40,7 +40,15 @@ class PluginWarning(UserWarning):
 
 
 class RegistryError(LookupError):
-    """A name could not be resolved to exactly one registered class."""
+    """A name could not be resolved to exactly one registered class.
+
+    ``registered_as`` is the kind the name is registered under when it was asked for as
+    another (a sampler's name asked for as a generator), so a command can say how to use it.
+    """
+
+    def __init__(self, message: str, *, registered_as: Kind | None = None) -> None:
+        super().__init__(message)
+        self.registered_as = registered_as
 
 
 @dataclass(frozen=True)
@@ -83,11 +91,26 @@ class Registry:
         if key in self.entries[kind]:
             return self.entries[kind][key]
         valid = self.names(kind)
+        other = self.kind_of(key)
+        if other is not None:
+            raise RegistryError(
+                f"{name!r} is a {other[:-1]}, not a {kind[:-1]}; valid {kind}: "
+                f"{', '.join(valid) or '(none)'}",
+                registered_as=other,
+            )
         message = f"unknown {kind[:-1]} {name!r}; valid names: {', '.join(valid) or '(none)'}"
         close = difflib.get_close_matches(key, valid, n=1)
         if close:
             message += f". Did you mean {close[0]!r}?"
         raise RegistryError(message)
+
+    def kind_of(self, name: str) -> Kind | None:
+        """The first kind (in :data:`KINDS` order) under which ``name`` is registered, else None."""
+        key = name.lower()
+        for kind in KINDS:
+            if key in self.entries[kind] or (kind, key) in self.conflicts:
+                return kind
+        return None
 
     def add(self, entry: Entry) -> None:
         """Add one entry, turning a second claim on a name into a recorded conflict.
@@ -319,6 +342,12 @@ def get_method(name: str) -> Entry:
         if name.lower() in registry.entries[kind] or (kind, name.lower()) in registry.conflicts:
             return registry.entry(kind, name)
     valid = registry.names("samplers") + registry.names("generators")
+    if registry.kind_of(name) == "models":
+        raise RegistryError(
+            f"{name!r} is a model, not a method; valid methods (samplers and generators): "
+            f"{', '.join(sorted(valid))}",
+            registered_as="models",
+        )
     message = f"unknown method {name!r}; valid names: {', '.join(sorted(valid))}"
     close = difflib.get_close_matches(name.lower(), valid, n=1)
     if close:

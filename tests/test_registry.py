@@ -61,6 +61,32 @@ def test_unknown_name_lists_valid_names_and_closest_match() -> None:
     assert "Did you mean 'ising2d'?" in message
 
 
+@pytest.mark.parametrize(
+    ("kind", "name", "registered_as", "message"),
+    [
+        ("generators", "metropolis", "samplers", "'metropolis' is a sampler, not a generator"),
+        ("samplers", "vae", "generators", "'vae' is a generator, not a sampler"),
+        ("models", "Dense-VAE", "generators", "'Dense-VAE' is a generator, not a model"),
+        ("samplers", "ising2d", "models", "'ising2d' is a model, not a sampler"),
+    ],
+)
+def test_a_name_of_another_kind_says_which_kind_it_is(
+    kind: str, name: str, registered_as: str, message: str
+) -> None:
+    with pytest.raises(RegistryError) as info:
+        load_registry().get(kind, name)  # type: ignore[arg-type]
+    assert str(info.value).startswith(f"{message}; valid {kind}: ")
+    assert info.value.registered_as == registered_as
+    with pytest.raises(RegistryError) as info:
+        load_registry().get(kind, "nothing-at-all")  # type: ignore[arg-type]
+    assert info.value.registered_as is None
+
+
+def test_a_model_is_not_a_method() -> None:
+    with pytest.raises(RegistryError, match="'ising1d' is a model, not a method; valid methods"):
+        spinbench.get_method("ising1d")
+
+
 def test_duplicate_name_is_an_error_naming_both_plugins() -> None:
     with pytest.warns(PluginWarning, match="registered by both"):
         registry = load_registry([("impostor-plugin", plugin(models=[Impostor]))])

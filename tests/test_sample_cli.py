@@ -94,6 +94,8 @@ def test_table_and_xy_without_magnetisation_reference(runner: CliRunner, tmp_pat
         (["--temps", "nan"], "finite and > 0"),
         (["--temps", "1:0.5:3"], "start 1.0 is above stop"),
         (["--sampler", "gibbs"], "unknown sampler 'gibbs'; valid names: metropolis"),
+        (["--sampler", "vae"], "'vae' is a generator, not a sampler; valid samplers: metropolis"),
+        (["--sampler", "vae"], "A generator is trained, then sampled: spinbench train vae ising1d"),
         (["--sweeps", "10", "--every", "20"], "larger than sweeps"),
         (["--chains", "0"], "chains must be a positive integer"),
         (["--width", "-1"], "width must be a positive number"),
