@@ -261,6 +261,21 @@ def test_inputs_checked_before_any_work() -> None:
         Metropolis(update="checkerboard").sample(bad, np.array([1.0]), key=jax.random.key(0))
 
 
+@pytest.mark.parametrize("update", UPDATES)
+def test_width_is_refused_for_discrete_spins(update: str) -> None:
+    """A width would be ignored for discrete spins (and still make a cache entry of its own)."""
+    bounded = Metropolis(width=0.5, update=update)
+    problem = bounded.supports(Ising2D.from_size(4))
+    assert problem == (
+        "width is the angle step for continuous spins; ising2d has discrete spins: "
+        "leave width unset"
+    )
+    with pytest.raises(ValueError, match="ising1d has discrete spins"):
+        bounded.sample(Ising1D.from_size(4), np.array([1.0]), key=jax.random.key(0))
+    assert bounded.supports(XY1D.from_size(4)) is None
+    assert Metropolis(update=update).supports(Ising2D.from_size(4)) is None
+
+
 def checkerboard_sweep_matrix(model: AbstractModel, temp: float) -> scipy.sparse.csr_array:
     """The exact transition matrix of one checkerboard sweep of Metropolis flips over all
     2^n states (enumeration order), sparse: colour by colour, every site of the colour flips

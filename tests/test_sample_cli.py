@@ -99,6 +99,11 @@ def test_table_and_xy_without_magnetisation_reference(runner: CliRunner, tmp_pat
         (["--sweeps", "10", "--every", "20"], "larger than sweeps"),
         (["--chains", "0"], "chains must be a positive integer"),
         (["--width", "-1"], "width must be a positive number"),
+        (
+            ["--width", "0.5"],
+            "cannot sample ising1d: width is the angle step for continuous spins; ising1d has "
+            "discrete spins",
+        ),
         (["--sweeps", "15", "--every", "5"], "at least 4 are needed"),
         (["--update", "heatbath"], "Invalid value for '--update'"),
         (["--seed", "-3"], "Invalid value for '--seed'"),

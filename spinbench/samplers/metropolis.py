@@ -265,7 +265,8 @@ class Metropolis(AbstractSampler):
     configurations per temperature. A run makes ``sweeps // every`` measurements, one after
     every ``every`` sweeps (trailing sweeps that would end in no measurement are not run).
     ``width`` bounds the move of a continuous spin, ``theta + U(-width, width)``; None draws a
-    new uniform angle (discrete spins ignore it).
+    new uniform angle. A model with discrete spins has no angle to step: :meth:`supports`
+    refuses a width for it rather than ignore it.
 
     ``update="checkerboard"`` updates one colour of ``model.colouring()`` at a time, all its
     sites at once: the same stationary distribution, much faster, but :meth:`supports`
@@ -311,6 +312,11 @@ class Metropolis(AbstractSampler):
         return self.sweeps // self.every
 
     def supports(self, model: AbstractModel) -> str | None:
+        if self.width is not None and model.spin_values is not None:
+            return (
+                f"width is the angle step for continuous spins; {model.name} has discrete "
+                "spins: leave width unset"
+            )
         if self.update == "checkerboard":
             colours = np.asarray(model.colouring()).reshape(-1)
             table = model.neighbours()
