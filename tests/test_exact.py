@@ -392,6 +392,22 @@ def test_xy1d_frustrated_ring_at_low_temperature() -> None:
         assert np.all(np.isfinite(values))
 
 
+def test_xy1d_frustrated_long_ring_heat_capacity_is_derivative_of_energy() -> None:
+    """In real space the heat capacity of a long frustrated ring is a variance carried as
+    such: as a second moment minus the squared mean it lost 1e-3 (N = 101, T = 0.0015)."""
+    n, temps = 101, np.array([0.0015, 0.003])
+    h = 1e-2 * temps
+
+    def energy(t: np.ndarray) -> np.ndarray:
+        return xy1d_exact(n, t, boundary="periodic", J=-1.0).energy
+
+    d1 = (energy(temps + h) - energy(temps - h)) / (2 * h)
+    d2 = (energy(temps + h / 2) - energy(temps - h / 2)) / h
+    result = xy1d_exact(n, temps, boundary="periodic", J=-1.0)
+    assert "real-space" in result.notes["method"]
+    assert result.heat_capacity == pytest.approx((4 * d2 - d1) / 3, rel=1e-5)
+
+
 def test_xy_model_uses_closed_form() -> None:
     model = XY1D.from_size(6)
     assert not can_enumerate(model)
