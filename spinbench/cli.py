@@ -11,12 +11,19 @@ from .commands.listing import list_command
 from .commands.run import report_command, run_command
 from .commands.sample import sample_command
 from .commands.train import train_command
+from .registry import reporting_problems
+
+
+def _plugin_problem(problem: str) -> None:
+    click.echo(f"warning: {problem}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spinbench")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Benchmark samplers and generators of classical spin models against exact solutions."""
+    ctx.with_resource(reporting_problems(_plugin_problem))  # one line per plugin problem
 
 
 main.add_command(list_command)

@@ -22,6 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.special
 
+from ._plain import plain
+
 __all__ = [
     "NoiseFloor",
     "empirical_vs_exact_floor",
@@ -133,7 +135,7 @@ def level_histogram(
     miss = np.abs(v - srt[nearest]) > tol
     if np.any(miss):
         bad = v[miss][0]
-        raise ValueError(f"value {bad!r} is farther than {tol:g} from every level")
+        raise ValueError(f"value {plain(bad)!r} is farther than {tol:g} from every level")
     counts = _count(order[nearest], np.ones(v.shape, dtype=bool), srt.size)
     return np.where(nan_row[..., None], np.nan, counts / v.shape[-1])
 

@@ -1,20 +1,26 @@
 """The plugin registry: one path for built-ins and third-party plugins.
 
 Plugins are found through the ``spinbench`` entry-point group (spinbench's own built-ins are
-registered there too, from its ``pyproject.toml``). A plugin that fails to import, whose hook
-raises, or that returns something that is not a proper subclass is reported with a warning
-naming it, and everything else keeps working. Two plugins that register the same name make that
-name an error naming both; the other names keep working.
+registered there too, from its ``pyproject.toml``). A plugin that fails to import (an exception
+or ``SystemExit``; a ``KeyboardInterrupt`` still stops everything), whose hook raises, or that
+returns something that is not a proper subclass is skipped, and everything else keeps working.
+Two plugins that register the same name make that name an error naming both; the other names
+keep working.
+
+Each such problem is recorded in :attr:`Registry.problems` and reported once: as a
+:class:`PluginWarning` to a library user, or, inside :func:`reporting_problems` (the command
+line), to the function it is given.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.metadata
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,7 +40,15 @@ class PluginWarning(UserWarning):
 
 
 class RegistryError(LookupError):
-    """A name could not be resolved to exactly one registered class."""
+    """A name could not be resolved to exactly one registered class.
+
+    ``registered_as`` is the kind the name is registered under when it was asked for as
+    another (a sampler's name asked for as a generator), so a command can say how to use it.
+    """
+
+    def __init__(self, message: str, *, registered_as: Kind | None = None) -> None:
+        super().__init__(message)
+        self.registered_as = registered_as
 
 
 @dataclass(frozen=True)
@@ -77,11 +91,26 @@ class Registry:
         if key in self.entries[kind]:
             return self.entries[kind][key]
         valid = self.names(kind)
+        other = self.kind_of(key)
+        if other is not None:
+            raise RegistryError(
+                f"{name!r} is a {other[:-1]}, not a {kind[:-1]}; valid {kind}: "
+                f"{', '.join(valid) or '(none)'}",
+                registered_as=other,
+            )
         message = f"unknown {kind[:-1]} {name!r}; valid names: {', '.join(valid) or '(none)'}"
         close = difflib.get_close_matches(key, valid, n=1)
         if close:
             message += f". Did you mean {close[0]!r}?"
         raise RegistryError(message)
+
+    def kind_of(self, name: str) -> Kind | None:
+        """The first kind (in :data:`KINDS` order) under which ``name`` is registered, else None."""
+        key = name.lower()
+        for kind in KINDS:
+            if key in self.entries[kind] or (kind, key) in self.conflicts:
+                return kind
+        return None
 
     def add(self, entry: Entry) -> None:
         """Add one entry, turning a second claim on a name into a recorded conflict.
@@ -110,7 +139,6 @@ class Registry:
 
     def _problem(self, message: str) -> None:
         self.problems.append(message)
-        warnings.warn(message, PluginWarning, stacklevel=3)
 
 
 def _base_for(kind: Kind) -> type:
@@ -157,12 +185,34 @@ def _distribution_name(ep: importlib.metadata.EntryPoint) -> str:
     return dist.name if dist is not None else "unknown"
 
 
-def load_registry(extra_plugins: Iterable[tuple[str, object]] = ()) -> Registry:
+#: What a plugin may raise without stopping spinbench: any error, and ``sys.exit()`` in its
+#: import; ``KeyboardInterrupt`` (a real Ctrl-C) is not among them.
+_PLUGIN_FAILURES = (Exception, SystemExit)
+
+
+def _described(error: BaseException) -> str:
+    """``SystemExit: 3``, or the type alone when the error has no message."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def load_registry(
+    extra_plugins: Iterable[tuple[str, object]] = (), *, warn: bool = True
+) -> Registry:
     """Build a registry from the entry-point group, plus ``extra_plugins`` (name, object).
 
     Third-party entry points are skipped when ``SPINBENCH_DISABLE_PLUGIN_AUTOLOAD`` is set to
-    a non-empty value other than ``0``.
+    a non-empty value other than ``0``. Problems are in ``problems``; ``warn`` also issues a
+    :class:`PluginWarning` for each.
     """
+    registry = _load(extra_plugins)
+    if warn:
+        for problem in registry.problems:
+            warnings.warn(problem, PluginWarning, stacklevel=2)
+    return registry
+
+
+def _load(extra_plugins: Iterable[tuple[str, object]]) -> Registry:
     registry = Registry()
     pm = _make_plugin_manager()
     plugins: list[tuple[str, str, object]] = []  # (plugin name, distribution, module)
@@ -179,10 +229,9 @@ def load_registry(extra_plugins: Iterable[tuple[str, object]] = ()) -> Registry:
             seen_builtin = True
         try:
             module = ep.load()
-        except Exception as error:  # any failure of third-party code must not break spinbench
+        except _PLUGIN_FAILURES as error:  # third-party code must not break spinbench
             registry._problem(
-                f"plugin {ep.name!r} ({dist}) failed to import and was skipped: "
-                f"{type(error).__name__}: {error}"
+                f"plugin {ep.name!r} ({dist}) failed to import and was skipped: {_described(error)}"
             )
             continue
         plugins.append((ep.name, dist, module))
@@ -193,7 +242,7 @@ def load_registry(extra_plugins: Iterable[tuple[str, object]] = ()) -> Registry:
     for plugin_name, dist, module in plugins:
         try:
             pm.register(module, name=f"{dist}:{plugin_name}")
-        except Exception as error:
+        except _PLUGIN_FAILURES as error:
             registry._problem(
                 f"plugin {plugin_name!r} ({dist}) is invalid and was skipped: {error}"
             )
@@ -224,10 +273,10 @@ def _collect(registry: Registry, kind: Kind, module: object, plugin: str, dist: 
         return
     try:
         classes = list(hook())
-    except Exception as error:
+    except _PLUGIN_FAILURES as error:
         registry._problem(
             f"plugin {plugin!r} ({dist}): spinbench_register_{kind}() raised "
-            f"{type(error).__name__}: {error}; its {kind} were skipped"
+            f"{_described(error)}; its {kind} were skipped"
         )
         return
     for cls in classes:
@@ -239,14 +288,36 @@ def _collect(registry: Registry, kind: Kind, module: object, plugin: str, dist: 
 
 
 _REGISTRY: Registry | None = None
+#: Who hears of the process-wide registry's problems instead of PluginWarning, and the
+#: registry whose problems it has heard (see :func:`reporting_problems`).
+_REPORT: Callable[[str], None] | None = None
+_REPORTED: Registry | None = None
 
 
 def get_registry(*, reload: bool = False) -> Registry:
     """The process-wide registry, loaded on first use."""
-    global _REGISTRY
+    global _REGISTRY, _REPORTED
     if _REGISTRY is None or reload:
-        _REGISTRY = load_registry()
+        _REGISTRY = load_registry(warn=_REPORT is None)
+    if _REPORT is not None and _REPORTED is not _REGISTRY:
+        _REPORTED = _REGISTRY
+        for problem in _REGISTRY.problems:
+            _REPORT(problem)
     return _REGISTRY
+
+
+@contextlib.contextmanager
+def reporting_problems(report: Callable[[str], None]) -> Iterator[None]:
+    """Inside the block, each problem of the process-wide registry goes once to ``report``, when
+    the registry is first used, instead of a PluginWarning: the command line prints one line
+    per problem rather than a warning with spinbench's own file and line."""
+    global _REPORT, _REPORTED
+    previous = _REPORT, _REPORTED
+    _REPORT, _REPORTED = report, None
+    try:
+        yield
+    finally:
+        _REPORT, _REPORTED = previous
 
 
 def get_model(name: str) -> type:
@@ -271,6 +342,12 @@ def get_method(name: str) -> Entry:
         if name.lower() in registry.entries[kind] or (kind, name.lower()) in registry.conflicts:
             return registry.entry(kind, name)
     valid = registry.names("samplers") + registry.names("generators")
+    if registry.kind_of(name) == "models":
+        raise RegistryError(
+            f"{name!r} is a model, not a method; valid methods (samplers and generators): "
+            f"{', '.join(sorted(valid))}",
+            registered_as="models",
+        )
     message = f"unknown method {name!r}; valid names: {', '.join(sorted(valid))}"
     close = difflib.get_close_matches(name.lower(), valid, n=1)
     if close:
@@ -289,4 +366,5 @@ __all__ = [
     "get_registry",
     "get_sampler",
     "load_registry",
+    "reporting_problems",
 ]

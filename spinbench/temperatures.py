@@ -7,14 +7,24 @@ zero, negative or non-finite temperature fails early with one clear message.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 
 import numpy as np
+
+from ._plain import plain
 
 __all__ = ["check_temperatures", "parse_temps"]
 
 #: How to write a temperature grid (TEMPS on the command line), appended to format errors.
 SPELLING = "TEMPS is a comma list like '1.0,2.5' or a range start:stop:count like '0.5:4.0:20'"
+
+#: A number as TEMPS spells it: ASCII digits only (float() also takes '١٫٥' or '２.５'), an
+#: optional exponent, or inf/nan (refused later, as not finite).
+_NUMBER = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf(?:inity)?|nan)",
+    re.IGNORECASE,
+)
 
 
 def check_temperatures(temps: float | Iterable[float] | np.ndarray) -> np.ndarray:
@@ -26,7 +36,7 @@ def check_temperatures(temps: float | Iterable[float] | np.ndarray) -> np.ndarra
     try:
         values = np.asarray(temps, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"temperatures must be numbers, got {temps!r}") from error
+        raise ValueError(f"temperatures must be numbers, got {plain(temps)!r}") from error
     if values.ndim > 1:
         raise ValueError(f"temperatures must be a scalar or a 1D list, got shape {values.shape}")
     values = np.atleast_1d(values)
@@ -34,7 +44,7 @@ def check_temperatures(temps: float | Iterable[float] | np.ndarray) -> np.ndarra
         raise ValueError("no temperatures given: the temperature grid is empty")
     bad = ~(np.isfinite(values) & (values > 0))
     if np.any(bad):
-        raise ValueError(f"temperature must be finite and > 0, got {values[bad][0]!r}")
+        raise ValueError(f"temperature must be finite and > 0, got {plain(values[bad][0])!r}")
     return values
 
 
@@ -57,10 +67,14 @@ def parse_temps(text: str) -> np.ndarray:
 
 
 def _number(item: str, text: str) -> float:
-    try:
-        return float(item)
-    except ValueError:
-        raise ValueError(f"{item!r} in temperatures {text!r} is not a number; {SPELLING}") from None
+    if not item.isascii():
+        raise ValueError(
+            f"{item!r} in temperatures {text!r} is not a number: write numbers in ASCII, "
+            f"with the digits 0-9 and '.'; {SPELLING}"
+        )
+    if not _NUMBER.fullmatch(item):
+        raise ValueError(f"{item!r} in temperatures {text!r} is not a number; {SPELLING}")
+    return float(item)
 
 
 def _parse_range(item: str) -> np.ndarray:
@@ -70,9 +84,10 @@ def _parse_range(item: str) -> np.ndarray:
         raise ValueError(f"temperature range {item!r} must have three fields; {SPELLING}")
     start, stop = _number(fields[0].strip(), item), _number(fields[1].strip(), item)
     count_text = fields[2].strip()
-    if not count_text.isdigit() or int(count_text) < 1:
+    if not re.fullmatch("[0-9]+", count_text) or int(count_text) < 1:
         raise ValueError(
-            f"temperature range {item!r}: count {count_text!r} must be an integer >= 1"
+            f"temperature range {item!r}: count {count_text!r} must be an integer >= 1, "
+            "in the ASCII digits 0-9"
         )
     count = int(count_text)
     if not (math.isfinite(start) and math.isfinite(stop)):

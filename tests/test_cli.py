@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from spinbench import __version__
 from spinbench.cli import main
+from spinbench.exact import ising2d_infinite
 
 
 @pytest.fixture
@@ -51,6 +52,26 @@ def test_exact_ising2d_is_the_finite_lattice_value(runner: CliRunner) -> None:
     assert {"model", "size", "T", "observable", "r", "exact"} <= set(energy)
 
 
+def test_exact_on_a_huge_torus_is_the_closed_form(runner: CliRunner) -> None:
+    """10^10 sites: Kaufman's closed form costs O(side) per temperature, and deciding that the
+    lattice is too large to enumerate costs nothing."""
+    arguments = ["exact", "ising2d", "--size", "100000x100000", "--temps", "2.0", "--format"]
+    result = runner.invoke(main, [*arguments, "json"])
+    assert result.exit_code == 0, result.output
+    records = {r["observable"]: r for r in json.loads(result.output)}
+    assert records["energy"]["source"].startswith("Kaufman")
+    onsager = ising2d_infinite([2.0])
+    assert records["energy"]["exact"] == pytest.approx(onsager.energy[0], rel=1e-9)
+    assert records["heat_capacity"]["exact"] == pytest.approx(onsager.heat_capacity[0], rel=1e-6)
+
+
+def test_exact_below_the_closed_form_limit_names_it(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["exact", "ising2d", "--size", "10", "--temps", "0.001,1"])
+    assert result.exit_code != 0
+    assert "needs |J|/T <= 300, i.e. T >= 0.00333333 for |J| = 1; got T = 0.001" in result.output
+    assert "no exact solution is known" not in result.output
+
+
 def test_exact_table_and_csv(runner: CliRunner) -> None:
     table = runner.invoke(main, ["exact", "ising1d", "--size", "6", "--temps", "0.5:2.0:4"])
     assert table.exit_code == 0, table.output
@@ -91,6 +112,7 @@ def test_exact_periodic_chain(runner: CliRunner) -> None:
         (["exact", "ising1d", "--size", "6", "--temps", "nan"], "finite"),
         (["exact", "ising1d", "--size", "6", "--temps", "1:2"], "start:stop:count"),
         (["exact", "ising1d", "--size", "6", "--temps", "a,b"], "is not a number"),
+        (["exact", "ising1d", "--size", "6", "--temps", "２.５"], "write numbers in ASCII"),
         (["exact", "ising1d", "--size", "1", "--temps", "1"], "at least 2"),
         (["exact", "ising2d", "--size", "4x4x4", "--temps", "1"], "axes"),
         (

@@ -7,6 +7,7 @@ and compared tightly; |m| and correlations pass through float32 per configuratio
 from __future__ import annotations
 
 import math
+import re
 from functools import cache
 
 import numpy as np
@@ -18,6 +19,7 @@ from spinbench.exact import (
     ISING2D_TC,
     EnergyDistribution,
     ExactResult,
+    FrustratedTorusError,
     boltzmann_log_probabilities,
     can_enumerate,
     enumerate_energy_distribution,
@@ -177,6 +179,16 @@ def test_torus_stable_for_large_lattices_and_extreme_temperatures() -> None:
     assert ising2d_torus(512, 64, [2.0]).energy[0] == pytest.approx(
         ising2d_infinite([2.0]).energy[0], rel=1e-9
     )
+
+
+def test_torus_in_temperature_blocks_is_the_single_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spinbench.exact import ising2d as ising2d_module
+
+    whole = ising2d_torus(6, 10, TEMPS_2D)
+    monkeypatch.setattr(ising2d_module, "_TORUS_BLOCK_ENTRIES", 3 * 20)  # three T per block
+    blocked = ising2d_torus(6, 10, TEMPS_2D)
+    for observable in ("ln_z", "energy", "heat_capacity"):
+        np.testing.assert_array_equal(blocked.observable(observable), whole.observable(observable))
 
 
 def test_torus_energy_is_derivative_of_ln_z() -> None:
@@ -374,11 +386,26 @@ def test_xy1d_frustrated_ring_at_low_temperature() -> None:
     cold = xy1d_exact(n, [t], boundary="periodic", J=-1.0)
     assert cold.energy[0] == pytest.approx(-np.cos(np.pi / n) + (n - 1) * t / (2 * n), rel=1e-5)
     assert cold.heat_capacity[0] == pytest.approx((n - 1) / (2 * n), rel=1e-2)
-    # Colder than the real-space grid resolves: NaN, with a note.
-    frozen = xy1d_exact(3, [1e-5, 1.0], boundary="periodic", J=-1.0)
-    assert np.isnan(frozen.energy[0])
-    assert np.isfinite(frozen.energy[1])
-    assert "frustrated" in frozen.notes["precision"]
+    # At the temperature limit of the solver the real-space route still resolves N = 3.
+    coldest = xy1d_exact(3, [1e-3, 1.0], boundary="periodic", J=-1.0)
+    for values in (coldest.ln_z, coldest.energy, coldest.heat_capacity, coldest.correlation):
+        assert np.all(np.isfinite(values))
+
+
+def test_xy1d_frustrated_long_ring_heat_capacity_is_derivative_of_energy() -> None:
+    """In real space the heat capacity of a long frustrated ring is a variance carried as
+    such: as a second moment minus the squared mean it lost 1e-3 (N = 101, T = 0.0015)."""
+    n, temps = 101, np.array([0.0015, 0.003])
+    h = 1e-2 * temps
+
+    def energy(t: np.ndarray) -> np.ndarray:
+        return xy1d_exact(n, t, boundary="periodic", J=-1.0).energy
+
+    d1 = (energy(temps + h) - energy(temps - h)) / (2 * h)
+    d2 = (energy(temps + h / 2) - energy(temps - h / 2)) / h
+    result = xy1d_exact(n, temps, boundary="periodic", J=-1.0)
+    assert "real-space" in result.notes["method"]
+    assert result.heat_capacity == pytest.approx((4 * d2 - d1) / 3, rel=1e-5)
 
 
 def test_xy_model_uses_closed_form() -> None:
@@ -402,7 +429,7 @@ def test_enumeration_order_and_state_index() -> None:
     np.testing.assert_array_equal(state_index(model, states), np.arange(64))
     batch = states[[5, 7, 63]].reshape(3, 1, 2, 3).astype(np.float32)
     np.testing.assert_array_equal(state_index(model, batch), [[5], [7], [63]])
-    with pytest.raises(ValueError, match="not one of"):
+    with pytest.raises(ValueError, match=r"state value 0\.0 is not one of"):
         state_index(model, np.zeros((2, 3)))
     with pytest.raises(ValueError, match="lattice shape"):
         state_index(model, np.ones((3, 2)))
@@ -413,6 +440,34 @@ def test_enumeration_limits() -> None:
     assert not can_enumerate(Ising2D.from_size("5x5"))
     with pytest.raises(ValueError, match="ENUMERATION_MAX_STATES"):
         enumerate_exact(Ising2D.from_size("5x5"), [1.0])
+
+
+class _SiteCount(int):
+    """A number of sites that refuses to be an exponent: q**N is never to be built for it."""
+
+    def __rpow__(self, base: object) -> int:
+        raise AssertionError(f"{base}**{int(self)} was built to count the states")
+
+
+class _CountedTorus(Ising2D):
+    """The Ising torus, with a site count that fails the test if raised to a power."""
+
+    @property
+    def n_sites(self) -> int:
+        return _SiteCount(math.prod(self.shape))
+
+
+def test_enumerability_is_decided_without_building_the_state_count() -> None:
+    """2^N for a 100000 x 100000 torus alone takes 1.25 GB and minutes to compute."""
+    from spinbench.samplers.metropolis import closed_classes, frozen_share
+
+    huge = _CountedTorus.from_size("100000x100000")
+    assert not can_enumerate(huge)
+    assert frozen_share(huge) is None
+    assert closed_classes(huge) is None
+    assert can_enumerate(_CountedTorus.from_size("4x6"))  # 2^24 states: the limit itself
+    assert not can_enumerate(_CountedTorus.from_size("5x5"))
+    assert not can_enumerate(XY1D.from_size(4))
 
 
 def test_enumeration_against_independent_brute_force() -> None:
@@ -455,6 +510,60 @@ def test_enumeration_snaps_float32_energies() -> None:
     assert enumerate_exact(Ising1D.from_size(8, J=0.3), [1.0]).energy == pytest.approx(
         exact.energy, rel=1e-12
     )
+
+
+# --------------------------------------------------------------------------- temperature limits
+@pytest.mark.parametrize(
+    ("solve", "limit"),
+    [
+        (lambda t: ising1d_exact(6, t, boundary="free"), "1e+100"),
+        (lambda t: ising1d_exact(7, t, boundary="periodic", J=-1.0), "1e+100"),
+        (lambda t: ising1d_energy_distribution(6, t, boundary="periodic"), "1e+100"),
+        (lambda t: enumerate_exact(Ising2D.from_size(3, J=-1.0), t), "1e+100"),
+        (lambda t: enumerate_energy_distribution(Ising1D.from_size(4), t), "1e+100"),
+        (lambda t: boltzmann_log_probabilities(Ising1D.from_size(4), t), "1e+100"),
+        (lambda t: xy1d_exact(6, t, boundary="free"), "1000"),
+        (lambda t: xy1d_exact(7, t, boundary="periodic", J=-1.0), "1000"),
+        (lambda t: ising2d_torus(6, 6, t), "300"),
+        (lambda t: ising2d_infinite(t), "300"),
+    ],
+    ids=[
+        "ising1d",
+        "ising1d-frustrated-ring",
+        "ising1d-distribution",
+        "enumeration",
+        "enumerated-distribution",
+        "boltzmann-probabilities",
+        "xy1d",
+        "xy1d-frustrated-ring",
+        "ising2d-torus",
+        "ising2d-infinite",
+    ],
+)
+def test_colder_than_a_solver_resolves_is_refused_naming_the_limit(solve, limit: str) -> None:
+    """Below its limit a solver gave NaN or wrong values (the XY heat capacity cancels: 1.85
+    instead of 0.417 at T = 1e-8); at the limit its values are finite."""
+    limit_t = 1.0 / float(limit)
+    expected = re.escape(f"needs |J|/T <= {limit}, i.e. T >= {limit_t:.6g} for |J| = 1; got T")
+    with pytest.raises(ValueError, match=expected):
+        solve([limit_t * 0.99, 1.0])
+    with pytest.raises(ValueError, match=r"got T = 1e-200"):
+        solve([1.0, 1e-200])
+    result = solve([limit_t, 1.0])
+    for name in ("ln_z", "energy", "heat_capacity", "correlation", "probabilities"):
+        values = getattr(result, name, None)
+        assert values is None or np.all(np.isfinite(values)), name
+
+
+def test_ising2d_model_below_the_closed_form_limit_says_so() -> None:
+    """The torus's temperature limit reaches the caller; only the frustrated torus (no closed
+    form) falls back to enumeration, or to None when it is too large."""
+    with pytest.raises(ValueError, match=r"\|J\|/T <= 300.*got T = 0\.001"):
+        Ising2D.from_size(10).exact(np.array([0.001, 1.0]))
+    with pytest.raises(FrustratedTorusError, match="frustrated"):
+        ising2d_torus(3, 4, [1.0], J=-1.0)
+    assert Ising2D.from_size(3, J=-1.0).exact(np.array([1.0])).source == "enumeration"
+    assert Ising2D.from_size(5, J=-1.0).exact(np.array([1.0])) is None
 
 
 # --------------------------------------------------------------------------- validation

@@ -230,6 +230,13 @@ def test_invalid_options_are_clear_errors(options: dict[str, Any], message: str)
         Metropolis.from_options(**options)
 
 
+@pytest.mark.filterwarnings("ignore:A JAX array is being set as static")
+def test_a_numpy_option_is_named_as_a_plain_number() -> None:
+    with pytest.raises(OptionError) as info:
+        Metropolis.from_options(every=np.float64(2.5))
+    assert str(info.value).endswith("every must be a positive integer, got 2.5")
+
+
 def test_options_from_a_grid_file() -> None:
     sampler = Metropolis.from_options(chains=np.int64(4), sweeps=100, every=10, width=1)
     assert sampler.chains == 4 and type(sampler.chains) is int
@@ -258,6 +265,21 @@ def test_inputs_checked_before_any_work() -> None:
     assert problem is not None and "neighbouring sites in one colour" in problem
     with pytest.raises(ValueError, match="neighbouring sites in one colour"):
         Metropolis(update="checkerboard").sample(bad, np.array([1.0]), key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("update", UPDATES)
+def test_width_is_refused_for_discrete_spins(update: str) -> None:
+    """A width would be ignored for discrete spins (and still make a cache entry of its own)."""
+    bounded = Metropolis(width=0.5, update=update)
+    problem = bounded.supports(Ising2D.from_size(4))
+    assert problem == (
+        "width is the angle step for continuous spins; ising2d has discrete spins: "
+        "leave width unset"
+    )
+    with pytest.raises(ValueError, match="ising1d has discrete spins"):
+        bounded.sample(Ising1D.from_size(4), np.array([1.0]), key=jax.random.key(0))
+    assert bounded.supports(XY1D.from_size(4)) is None
+    assert Metropolis(update=update).supports(Ising2D.from_size(4)) is None
 
 
 def checkerboard_sweep_matrix(model: AbstractModel, temp: float) -> scipy.sparse.csr_array:

@@ -99,9 +99,16 @@ def test_table_and_xy_without_magnetisation_reference(runner: CliRunner, tmp_pat
         (["--temps", "nan"], "finite and > 0"),
         (["--temps", "1:0.5:3"], "start 1.0 is above stop"),
         (["--sampler", "gibbs"], "unknown sampler 'gibbs'; valid names: metropolis"),
+        (["--sampler", "vae"], "'vae' is a generator, not a sampler; valid samplers: metropolis"),
+        (["--sampler", "vae"], "A generator is trained, then sampled: spinbench train vae ising1d"),
         (["--sweeps", "10", "--every", "20"], "larger than sweeps"),
         (["--chains", "0"], "chains must be a positive integer"),
         (["--width", "-1"], "width must be a positive number"),
+        (
+            ["--width", "0.5"],
+            "cannot sample ising1d: width is the angle step for continuous spins; ising1d has "
+            "discrete spins",
+        ),
         (["--sweeps", "15", "--every", "5"], "at least 4 are needed"),
         (["--update", "heatbath"], "Invalid value for '--update'"),
         (["--seed", "-3"], "Invalid value for '--seed'"),
@@ -115,6 +122,12 @@ def test_user_errors(runner: CliRunner, tmp_path: Path, args: list[str], message
     assert result.exit_code != 0
     assert message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_bad_temperature_is_a_plain_number(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, ["sample", "ising1d", "--size", "4", "--temps", "-1"], tmp_path)
+    assert result.exit_code != 0
+    assert "temperature must be finite and > 0, got -1.0\n" in result.output, result.output
 
 
 def test_unknown_model(runner: CliRunner, tmp_path: Path) -> None:

@@ -23,6 +23,15 @@ def test_check_temperatures_rejects_bad_values(bad: float) -> None:
 
 
 @pytest.mark.parametrize(
+    ("bad", "shown"), [(-1.0, "-1.0"), (np.float32(0.0), "0.0"), (np.nan, "nan"), (-np.inf, "-inf")]
+)
+def test_bad_temperature_is_shown_as_a_plain_number(bad: float, shown: str) -> None:
+    with pytest.raises(ValueError) as info:
+        check_temperatures(np.array([1.0, bad]))
+    assert str(info.value) == f"temperature must be finite and > 0, got {shown}"
+
+
+@pytest.mark.parametrize(
     ("bad", "message"),
     [([], "empty"), ([[1.0, 2.0]], "1D"), (["warm"], "numbers")],
 )
@@ -83,3 +92,20 @@ def test_parse_temps_range_is_inclusive() -> None:
 def test_parse_temps_rejects_malformed(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_temps(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("２.５", "'２.５' in temperatures '２.５' is not a number: write numbers in ASCII"),
+        ("1.0,١٫٥", "'١٫٥' in temperatures '1.0,١٫٥' is not a number: write numbers in ASCII"),
+        ("1:٢:3", "'٢' in temperatures '1:٢:3' is not a number: write numbers in ASCII"),
+        ("1:2:３", "count '３' must be an integer >= 1, in the ASCII digits 0-9"),
+        ("1_0", "'1_0' in temperatures '1_0' is not a number"),
+    ],
+)
+def test_parse_temps_takes_only_ascii_numbers(text: str, message: str) -> None:
+    """float() reads other scripts' digits and underscores; TEMPS is plain ASCII."""
+    with pytest.raises(ValueError) as info:
+        parse_temps(text)
+    assert message in str(info.value)

@@ -117,6 +117,12 @@ def test_diverged_temperature_gives_a_reason_not_numbers() -> None:
         (["train", "vae", "ising1d", "--option", "epoch=3"], "unknown option(s) 'epoch'"),
         (["train", "vae", "ising1d", "--option", "epochs"], "is not KEY=VALUE"),
         (["train", "vae", "xy1d", "--option", "likelihood=bernoulli"], "cannot learn xy1d"),
+        (
+            ["train", "metropolis", "ising1d"],
+            "'metropolis' is a sampler, not a generator; valid generators: ",
+        ),
+        (["train", "metropolis", "ising1d"], "spinbench sample ising1d --sampler metropolis"),
+        (["train", "ising1d", "vae"], "'vae' is a generator, not a model"),
     ],
 )
 def test_user_errors(args: list[str], message: str, tmp_path: Path) -> None:

@@ -43,5 +43,3 @@ def list_command(kind: str | None, output_format: str) -> None:
     else:
         columns = ["kind", "name", "distribution", "description"]
         click.echo(render_table(records, columns))
-    for problem in registry.problems:
-        click.echo(f"warning: {problem}", err=True)

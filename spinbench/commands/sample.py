@@ -37,16 +37,24 @@ def default_cache() -> Path:
     return Path(base) / "spinbench" / "samples"
 
 
-def build_sampler(name: str, given: dict[str, Any], explicit: set[str]) -> AbstractSampler:
+def build_sampler(
+    name: str, given: dict[str, Any], explicit: set[str], *, model_name: str = "MODEL"
+) -> AbstractSampler:
     """The sampler ``name`` built from the command-line options it has.
 
     An option the user typed that the sampler does not have is an error; defaults of options
-    it does not have are left out.
+    it does not have are left out. A generator's name says how to train it on ``model_name``.
     """
     try:
         cls: type[AbstractSampler] = get_sampler(name)
     except RegistryError as error:
-        raise click.ClickException(str(error)) from error
+        message = str(error)
+        if error.registered_as == "generators":
+            message += (
+                f". A generator is trained, then sampled: "
+                f"spinbench train {name} {model_name} --size ... --temps ..."
+            )
+        raise click.ClickException(message) from error
     valid = options_of(cls)
     unknown = sorted(explicit & set(given) - set(valid))
     if unknown:
@@ -149,7 +157,7 @@ def sample_command(
         for name in SAMPLER_OPTIONS
         if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
     }
-    sampler = build_sampler(sampler_name, given, explicit)
+    sampler = build_sampler(sampler_name, given, explicit, model_name=model.name)
     problem = sampler.supports(model)
     if problem is not None:
         raise click.ClickException(

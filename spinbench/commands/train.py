@@ -159,7 +159,15 @@ def train_command(
     try:
         cls = get_generator(generator_name)
         generator = cls.from_options(**dict(parse_option(o) for o in options))  # type: ignore[attr-defined]
-    except (RegistryError, OptionError) as error:
+    except RegistryError as error:
+        message = str(error)
+        if error.registered_as == "samplers":
+            message += (
+                f". A sampler needs no training: "
+                f"spinbench sample {model.name} --sampler {generator_name} --size ... --temps ..."
+            )
+        raise click.ClickException(message) from error
+    except OptionError as error:
         raise click.ClickException(str(error)) from error
     problem = generator.supports(model)
     if problem is not None:

@@ -13,6 +13,8 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 
+from .._plain import plain
+
 BOUNDARIES = ("free", "periodic")
 
 
@@ -24,10 +26,37 @@ def check_coupling(J: float) -> float:
     return J
 
 
+#: Largest |J|/T of the solvers that are exact at every temperature (Ising chain, enumeration):
+#: far colder than where every lattice is in its ground state to float64 precision (|J|/T of
+#: a few hundred), far below where lnZ ~ N |J|/T or (|J|/T)^2 would overflow float64.
+MAX_COUPLING = 1e100
+#: Why :data:`MAX_COUPLING` is there, for the message of a temperature below it.
+MAX_COUPLING_WHY = (
+    "below it the lattice is in its ground state to float64 precision, and float64 overflows "
+    "further on"
+)
+
+
+def reduced_couplings(
+    temps: np.ndarray, J: float, limit: float, solver: str, why: str
+) -> np.ndarray:
+    """|J|/T for each temperature, or a ValueError naming ``solver``'s limit on it, the lowest T
+    it allows and the first T beyond it, with ``why`` the limit is there."""
+    with np.errstate(over="ignore"):
+        k = abs(J) / temps
+    beyond = ~(k <= limit)
+    if np.any(beyond):
+        raise ValueError(
+            f"{solver} needs |J|/T <= {limit:g}, i.e. T >= {abs(J) / limit:.6g} for |J| = "
+            f"{abs(J):g}; got T = {float(temps[beyond][0]):g} ({why})"
+        )
+    return k
+
+
 def check_length(n: int, what: str = "n") -> int:
     """A lattice length: an integer >= 2."""
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
-        raise ValueError(f"{what} must be an integer >= 2, got {n!r}")
+        raise ValueError(f"{what} must be an integer >= 2, got {plain(n)!r}")
     return int(n)
 
 

@@ -24,9 +24,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike
 
+from .._plain import plain
 from ..models import base as _model_base
 from ..temperatures import check_temperatures
-from ._common import level_log_probabilities, level_statistics
+from ._common import (
+    MAX_COUPLING,
+    MAX_COUPLING_WHY,
+    level_log_probabilities,
+    level_statistics,
+    reduced_couplings,
+)
 from .result import EnergyDistribution, ExactResult
 
 if TYPE_CHECKING:
@@ -38,6 +45,7 @@ __all__ = [
     "enumerate_energy_distribution",
     "enumerate_exact",
     "enumerate_states",
+    "has_at_most_states",
     "state_index",
 ]
 
@@ -49,16 +57,26 @@ _GRID = 1.0 / _GRID_STEPS
 _GRID_TOLERANCE = 1e-5
 
 
-def _n_states(model: AbstractModel) -> int | None:
+def has_at_most_states(model: AbstractModel, limit: int) -> bool:
+    """Whether a discrete model has at most ``limit`` configurations (False for continuous spins).
+
+    Compares the number of sites with the most that ``limit`` allows, never builds q^N: that
+    integer has N log2 q bits, over a gigabyte for a 100000 x 100000 lattice.
+    """
     if model.spin_values is None:
-        return None
-    return len(model.spin_values) ** model.n_sites
+        return False
+    q = len(model.spin_values)
+    if q <= 1:  # q^N is q
+        return q <= limit
+    count, sites = 1, 0  # the most sites with q^sites <= limit
+    while count * q <= limit:
+        count, sites = count * q, sites + 1
+    return model.n_sites <= sites
 
 
 def can_enumerate(model: AbstractModel) -> bool:
     """True for a discrete model with at most ``ENUMERATION_MAX_STATES`` configurations."""
-    count = _n_states(model)
-    return count is not None and count <= _model_base.ENUMERATION_MAX_STATES
+    return has_at_most_states(model, _model_base.ENUMERATION_MAX_STATES)
 
 
 def _require_enumerable(model: AbstractModel) -> tuple[int, int]:
@@ -109,7 +127,9 @@ def state_index(model: AbstractModel, states: ArrayLike) -> np.ndarray:
         digits[flat == value] = digit
     if np.any(digits < 0):
         bad = flat[digits < 0][0]
-        raise ValueError(f"state value {bad!r} is not one of {model.name}'s {model.spin_values}")
+        raise ValueError(
+            f"state value {plain(bad)!r} is not one of {model.name}'s {model.spin_values}"
+        )
     q = len(model.spin_values)
     index = np.zeros(batch, dtype=np.int64)
     for site in range(model.n_sites):
@@ -237,6 +257,16 @@ def _spectrum(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return levels, np.log(counts.astype(np.float64)), inverse
 
 
+def _check_temperatures(
+    model: AbstractModel, temps: np.ndarray | list[float] | float
+) -> np.ndarray:
+    """Valid temperatures (float64), none colder than |J|/T = ``MAX_COUPLING``."""
+    temps = check_temperatures(temps)
+    solver = f"enumeration of {model.name} {model.size}"
+    reduced_couplings(temps, float(model.J), MAX_COUPLING, solver, MAX_COUPLING_WHY)
+    return temps
+
+
 def boltzmann_log_probabilities(
     model: AbstractModel, temps: np.ndarray | list[float] | float
 ) -> np.ndarray:
@@ -245,7 +275,7 @@ def boltzmann_log_probabilities(
     States are in the order of :func:`state_index` (index the result with it to score samples).
     The array has temps x q^n entries: mind the memory for the largest models.
     """
-    temps = check_temperatures(temps)
+    temps = _check_temperatures(model, temps)
     levels, log_g, inverse = _spectrum(_energies(model))
     log_p_level, _ = level_log_probabilities(levels, log_g, 1.0 / temps)
     return log_p_level[:, inverse] - log_g[None, inverse]
@@ -257,7 +287,7 @@ def enumerate_exact(model: AbstractModel, temps: np.ndarray | list[float] | floa
     Energy moments use the exact spectrum (two-pass variance); |m| and correlations are
     Boltzmann averages of the model's own per-configuration observables, summed per level.
     """
-    temps = check_temperatures(temps)
+    temps = _check_temperatures(model, temps)
     beta = 1.0 / temps
     sums = _level_sums(model)
     if sums is None:  # energies off the grid: every state is its own level
@@ -301,7 +331,7 @@ def enumerate_energy_distribution(
     model: AbstractModel, temps: np.ndarray | list[float] | float
 ) -> EnergyDistribution:
     """Exact distribution of the total energy: distinct levels (ascending), (temps, levels)."""
-    temps = check_temperatures(temps)
+    temps = _check_temperatures(model, temps)
     sums = _level_sums(model)
     if sums is None:
         levels, log_g, _ = _spectrum(_energies(model))

@@ -10,7 +10,8 @@ frustrated: 1 + t^N and the numerator both vanish as T -> 0 and are evaluated as
 the ring come from its exact spectrum (E = -J(N - 2k) for an even number k of domain walls, with
 2 C(N, k) states), which is free of the cancellations that the closed form has at low T.
 
-Everything is float64 and in the log domain: stable from T -> 0 to T -> infinity.
+Everything is float64 and in the log domain: stable from |J|/T = 1e100 (colder is refused with
+a ValueError naming the limit) to T -> infinity.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from scipy.special import gammaln
 
 from ..temperatures import check_temperatures
 from ._common import (
+    MAX_COUPLING,
+    MAX_COUPLING_WHY,
     chain_distances,
     check_boundary,
     check_coupling,
     check_length,
     level_log_probabilities,
     level_statistics,
+    reduced_couplings,
 )
 from .result import EnergyDistribution, ExactResult
 
@@ -42,7 +46,9 @@ def ising1d_exact(
     """
     n, boundary, J = check_length(n), check_boundary(boundary), check_coupling(J)
     temps = check_temperatures(temps)
-    k = abs(J) / temps  # |K|; the sign of J enters only through the spin-flip gauge below
+    solver = f"the exact solution of the Ising chain of {n} sites"
+    # |K|; the sign of J enters only through the spin-flip gauge below
+    k = reduced_couplings(temps, J, MAX_COUPLING, solver, MAX_COUPLING_WHY)
     sign = 1.0 if J > 0 else -1.0
     x = np.exp(-2.0 * k)  # Boltzmann factor of one domain wall, in (0, 1)
     ln_2cosh = k + np.log1p(x)
@@ -95,6 +101,8 @@ def ising1d_energy_distribution(
     """
     n, boundary, J = check_length(n), check_boundary(boundary), check_coupling(J)
     temps = check_temperatures(temps)
+    solver = f"the exact energy distribution of the Ising chain of {n} sites"
+    reduced_couplings(temps, J, MAX_COUPLING, solver, MAX_COUPLING_WHY)
     levels, log_g = _free_spectrum(n, J) if boundary == "free" else _ring_spectrum(n, J)
     order = np.argsort(levels)
     levels, log_g = levels[order], log_g[order]

@@ -37,10 +37,10 @@ from scipy.integrate import quad
 from scipy.special import ellipe, ellipkm1
 
 from ..temperatures import check_temperatures
-from ._common import check_coupling, check_length
+from ._common import check_coupling, check_length, reduced_couplings
 from .result import ExactResult
 
-__all__ = ["ISING2D_TC", "ising2d_infinite", "ising2d_torus"]
+__all__ = ["ISING2D_TC", "FrustratedTorusError", "ising2d_infinite", "ising2d_torus"]
 
 #: Critical temperature of the infinite square lattice for J = 1: 2 / ln(1 + sqrt 2).
 ISING2D_TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
@@ -49,19 +49,28 @@ ISING2D_TC = 2.0 / math.log(1.0 + math.sqrt(2.0))
 _MAX_COUPLING = 300.0
 #: Largest |J|/T at which the torus heat capacity keeps ~1e-11 relative accuracy.
 _RELATIVE_C_UP_TO = 2.0
+#: Temperatures of the torus are processed in blocks of at most this many (temps, 2 ly) entries,
+#: so the work arrays stay at tens of MB whatever the grid, even at 10^5 sites per side.
+_TORUS_BLOCK_ENTRIES = 2**19
 #: Below this k^2 the infinite-lattice E and C use their power series (both ends of T).
 _SERIES_BELOW = 0.1
 _SERIES_TERMS = 40
 
 
-def _reduced_coupling(temps: np.ndarray, J: float) -> np.ndarray:
-    k = abs(J) / temps
-    if np.any(k > _MAX_COUPLING):
-        raise ValueError(
-            f"|J|/T must be <= {_MAX_COUPLING:g} (got T = {temps[k > _MAX_COUPLING][0]:g}); "
-            "the lattice is in its ground state to float64 precision there"
-        )
-    return k
+class FrustratedTorusError(ValueError):
+    """The antiferromagnet (J < 0) on a torus with an odd length is frustrated: Kaufman's
+    solution does not cover it (enumeration does, for small lattices)."""
+
+
+def _reduced_coupling(temps: np.ndarray, J: float, solver: str) -> np.ndarray:
+    return reduced_couplings(
+        temps,
+        J,
+        _MAX_COUPLING,
+        solver,
+        "below it the lattice is in its ground state to float64 precision, and the closed form "
+        "overflows float64",
+    )
 
 
 # --------------------------------------------------------------------------- finite torus
@@ -178,18 +187,21 @@ def ising2d_torus(
 
     Any lengths >= 2, square or not. J < 0 maps onto the ferromagnet by flipping one sublattice
     when both lengths are even; with an odd length the antiferromagnet is frustrated, which
-    Kaufman's solution does not cover (use enumeration, ``spinbench.exact.enumerate_exact``).
-    Valid for |J|/T <= 300; lattices of thousands of sites per side are cheap.
+    Kaufman's solution does not cover: :class:`FrustratedTorusError` (use enumeration,
+    ``spinbench.exact.enumerate_exact``). Valid for |J|/T <= 300 (a ValueError names that limit
+    below it); lattices of thousands of sites per side are cheap.
     """
     lx, ly, J = check_length(lx, "lx"), check_length(ly, "ly"), check_coupling(J)
     if J < 0 and (lx % 2 or ly % 2):
-        raise ValueError(
+        raise FrustratedTorusError(
             f"the {lx}x{ly} antiferromagnetic torus (J < 0 with an odd length) is frustrated "
             "and has no Kaufman solution; use spinbench.exact.enumerate_exact for small lattices"
         )
     temps = check_temperatures(temps)
-    k = _reduced_coupling(temps, J)
-    ln_z, d1, d2 = _torus_derivatives(lx, ly, k)
+    k = _reduced_coupling(temps, J, f"the exact solution of the {lx}x{ly} Ising torus")
+    block = max(1, _TORUS_BLOCK_ENTRIES // (2 * ly))
+    parts = [_torus_derivatives(lx, ly, k[i : i + block]) for i in range(0, k.size, block)]
+    ln_z, d1, d2 = (np.concatenate(column) for column in zip(*parts, strict=True))
     sites = lx * ly
     notes = {"ln_z": "total lnZ of the finite torus"}
     if np.any(k > _RELATIVE_C_UP_TO):
@@ -256,7 +268,7 @@ def ising2d_infinite(temps: np.ndarray | list[float] | float, J: float = 1.0) ->
     """
     J = check_coupling(J)
     temps = check_temperatures(temps)
-    k = _reduced_coupling(temps, J)
+    k = _reduced_coupling(temps, J, "Onsager's solution of the infinite Ising lattice")
     s = np.sinh(2.0 * k)
     coth = np.cosh(2.0 * k) / s
     kappa = (1.0 / s - s) / (1.0 / s + s)  # signed complementary modulus = 1 - 2 tanh^2 2K

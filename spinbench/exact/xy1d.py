@@ -20,6 +20,12 @@ For J < 0 and odd N the ring is frustrated: the alternating sum over j cancels t
 exponentially smaller than its terms at low T (by about exp(-pi^2 |K| / (2N))). Where more than
 a few digits would be lost, that temperature is computed in real space instead, from powers of
 the positive transfer kernel on a fine periodic grid (spectrally accurate, no cancellation).
+
+At low T the heat capacity is K^2 times a difference that cancels (1 - A/K - A^2 ~ 1/(2K^2) for
+the free chain, d2 - d1^2 of terms ~N^2 for the ring), so its relative error grows as about
+1e-16 N K^2. Temperatures with |J|/T above 1000 are refused (a ValueError names the limit):
+there C/N would lose more than ~1e-10 N relative, and the Bessel functions themselves fail
+further on (NaN from |J|/T ~ 1e10).
 """
 
 from __future__ import annotations
@@ -30,15 +36,21 @@ import numpy as np
 from scipy.special import ive, logsumexp
 
 from ..temperatures import check_temperatures
-from ._common import chain_distances, check_boundary, check_coupling, check_length
+from ._common import (
+    chain_distances,
+    check_boundary,
+    check_coupling,
+    check_length,
+    reduced_couplings,
+)
 from .result import ExactResult
 
 __all__ = ["xy1d_exact"]
 
 #: Terms of the ring sums smaller than this (relative to the leading j = 0 term) are dropped.
 _TAIL = 1e-20
-#: Finest angular grid of the real-space fallback: NaN beyond it, i.e. for |K| > ~1300 N^(1/2).
-_MAX_GRID = 4096
+#: Largest |J|/T accepted: the heat capacity keeps ~1e-10 N relative accuracy up to it.
+_MAX_COUPLING = 1e3
 _ROW_BLOCK = 256
 #: Largest cancellation of the frustrated ring's Bessel sum accepted before switching to real space.
 _MAX_CANCELLATION = 1e3
@@ -53,7 +65,13 @@ def xy1d_exact(
     """
     n, boundary, J = check_length(n), check_boundary(boundary), check_coupling(J)
     temps = check_temperatures(temps)
-    k = abs(J) / temps
+    k = reduced_couplings(
+        temps,
+        J,
+        _MAX_COUPLING,
+        f"the exact solution of the XY chain of {n} sites",
+        "the heat capacity cancels, to a relative error of ~1e-16 N (|J|/T)^2",
+    )
     sign = 1.0 if J > 0 else -1.0
     distances = chain_distances(n, boundary)
     ln_i0 = np.log(ive(0, k)) + k
@@ -73,12 +91,6 @@ def xy1d_exact(
             notes["method"] = (
                 "frustrated ring: T = "
                 f"{', '.join(f'{t:g}' for t in temps[real_space])} from the real-space kernel"
-            )
-        lost = np.isnan(energy)
-        if np.any(lost):
-            notes["precision"] = (
-                "frustrated ring (J < 0, odd N) too cold for float64 at T = "
-                f"{', '.join(f'{t:g}' for t in temps[lost])}: values there are NaN"
             )
     return ExactResult(
         temps=temps,
@@ -150,37 +162,38 @@ def _ring_real_space(
 
     For the frustrated ring the Fourier (Bessel) sum cancels; in real space the kernel
     t(phi) = e^{K cos phi} is positive, so its powers t^{*j} (circular convolutions on an
-    M-point grid, in the log domain, carried with d ln t^{*j}/dK and (d^2 t^{*j}/dK^2)/t^{*j}
-    as averages under positive weights) lose nothing. The periodic trapezoid rule is spectrally
+    M-point grid, in the log domain, carried with the mean and the variance of sum cos along
+    the chain, d ln t^{*j}/dK and d^2 ln t^{*j}/dK^2, as averages under positive weights) lose
+    nothing. The variance is carried as such (law of total variance: a sum of positive terms),
+    not as a second moment minus the squared mean, which would cancel to ~1e-16 n^2 K^3 relative
+    (1e-3 for N = 101 at K = 700). The periodic trapezoid rule is spectrally
     accurate; M is chosen so the aliasing error, about e^{-M^2/2|K|} relative to the largest
-    Fourier term, stays below float64 precision of the result.
+    Fourier term, stays below float64 precision of the result (at most 1868 points for
+    |K| <= 1000, reached at N = 3).
     """
     k = abs(coupling)
     size = max(64, 2 * math.ceil(0.5 * (math.sqrt(np.pi**2 * k**2 / n + 80.0 * k) + 32.0)))
-    if size > _MAX_GRID:
-        return math.nan, math.nan, math.nan, np.full(distances.size, np.nan)
     cos = np.cos(2.0 * np.pi * np.arange(size) / size)
-    # t^{*j}: its log, its K-derivative over itself, its second K-derivative over itself.
-    log_a, ratio1, ratio2 = coupling * cos, cos.copy(), cos**2
+    # t^{*j}: its log, and its first and second K-derivatives of the log (mean, variance).
+    log_a, mean, variance = coupling * cos, cos.copy(), np.zeros(size)
     logs = [log_a]
     for _ in range(n - 1):
-        log_new, new1, new2 = np.empty(size), np.empty(size), np.empty(size)
+        log_new, new_mean, new_variance = np.empty(size), np.empty(size), np.empty(size)
         for start in range(0, size, _ROW_BLOCK):  # rows x of the M x M convolution
             x = np.arange(start, min(start + _ROW_BLOCK, size))
             cos_xy = cos[(x[:, None] - np.arange(size)[None, :]) % size]
             terms = log_a[None, :] + coupling * cos_xy
             log_new[x] = logsumexp(terms, axis=1)
             weight = np.exp(terms - log_new[x, None])
-            new1[x] = np.sum(weight * (ratio1[None, :] + cos_xy), axis=1)
-            new2[x] = np.sum(
-                weight * (ratio2[None, :] + 2.0 * ratio1[None, :] * cos_xy + cos_xy**2), axis=1
-            )
-        log_a, ratio1, ratio2 = log_new, new1, new2
+            new_mean[x] = np.sum(weight * (mean[None, :] + cos_xy), axis=1)
+            spread = mean[None, :] + cos_xy - new_mean[x, None]
+            new_variance[x] = np.sum(weight * (variance[None, :] + spread**2), axis=1)
+        log_a, mean, variance = log_new, new_mean, new_variance
         logs.append(log_a)
     ln_z = n * math.log(2 * np.pi / size) + math.log(size) + log_a[0]
-    heat = k**2 * (ratio2[0] - ratio1[0] ** 2) / n
+    heat = k**2 * variance[0] / n
     correlation = np.empty(distances.size)
     for i, r in enumerate(distances):
         pair = logs[r - 1] + logs[n - r - 1]
         correlation[i] = np.sum(cos * np.exp(pair - pair.max())) / np.sum(np.exp(pair - pair.max()))
-    return ln_z, -ratio1[0] / n, heat, correlation
+    return ln_z, -mean[0] / n, heat, correlation

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from .._plain import plain
 from ..models.base import AbstractModel
 from .training import AbstractObjective
 from .vae import (
@@ -275,7 +276,7 @@ class AVB(AbstractNeuralGenerator):
             )
         _check_float("beta1", self.beta1, positive=False)
         if not self.beta1 < 1:
-            raise ValueError(f"beta1 must be in [0, 1), got {self.beta1!r}")
+            raise ValueError(f"beta1 must be in [0, 1), got {plain(self.beta1)!r}")
 
     def supports(self, model: AbstractModel) -> str | None:
         if self.architecture == "conv" and len(model.shape) > 3:

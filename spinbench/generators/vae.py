@@ -38,6 +38,7 @@ import optax
 from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
+from .._plain import plain
 from ..models.base import AbstractModel, wrap_angle
 from ..samples import Samples
 from .base import AbstractGenerator, TrainedGenerator
@@ -626,7 +627,8 @@ class AbstractNeuralGenerator(AbstractGenerator):
             or self.kl_warmup_epochs < 0
         ):
             raise ValueError(
-                f"kl_warmup_epochs must be a non-negative integer, got {self.kl_warmup_epochs!r}"
+                "kl_warmup_epochs must be a non-negative integer, "
+                f"got {plain(self.kl_warmup_epochs)!r}"
             )
         _check_float("learning_rate", self.learning_rate, positive=True)
         _check_float("min_delta", self.min_delta, positive=False)
@@ -798,15 +800,15 @@ def _generate(
 
 def _check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be a positive integer, got {plain(value)!r}")
 
 
 def _check_float(name: str, value: Any, *, positive: bool) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise ValueError(f"{name} must be a number, got {plain(value)!r}")
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         kind = "positive" if positive else "non-negative"
-        raise ValueError(f"{name} must be a finite {kind} number, got {value!r}")
+        raise ValueError(f"{name} must be a finite {kind} number, got {plain(value)!r}")
 
 
 # ---------------------------------------------------------------------------- generators

@@ -123,12 +123,12 @@ class Ising2D(_IsingBond):
 
     def exact(self, temps: np.ndarray) -> ExactResult | None:
         from ..exact.enumerate import can_enumerate, enumerate_exact
-        from ..exact.ising2d import ising2d_torus
+        from ..exact.ising2d import FrustratedTorusError, ising2d_torus
 
         lx, ly = self.shape
         try:
             result = ising2d_torus(lx, ly, temps, J=self.J)
-        except ValueError:  # frustrated torus (J < 0, odd length): no closed form
+        except FrustratedTorusError:  # no closed form; a temperature out of range propagates
             return enumerate_exact(self, temps) if can_enumerate(self) else None
         if can_enumerate(self):  # magnetisation and correlations by enumeration
             counted = enumerate_exact(self, temps)

@@ -40,6 +40,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Shaped
 
+from .._plain import plain
 from ..models.base import AbstractModel
 from ..provenance import provenance
 from ..samples import Samples
@@ -132,11 +133,11 @@ def frozen_share(model: AbstractModel) -> float | None:
     model with a field or other terms is outside this argument): their energy is minus a
     quarter of the sum of the sites' ΔE, i.e. 0, and ``Z >= 2^N e^{-<E>/T} = 2^N`` by
     Jensen's inequality, the uniform mean energy being 0."""
-    from ..exact.enumerate import enumerate_states
+    from ..exact.enumerate import enumerate_states, has_at_most_states
 
     if not _two_valued(model):
         return None
-    if 2**model.n_sites > FROZEN_ENUMERATION_MAX_STATES:
+    if not has_at_most_states(model, FROZEN_ENUMERATION_MAX_STATES):
         return None
     try:
         known = _FROZEN_SHARE.get(model)  # models compare by their fields
@@ -167,11 +168,11 @@ def closed_classes(model: AbstractModel) -> int | None:
     import scipy.sparse
     import scipy.sparse.csgraph
 
-    from ..exact.enumerate import enumerate_states
+    from ..exact.enumerate import enumerate_states, has_at_most_states
 
-    n, n_states = model.n_sites, 2**model.n_sites
-    if n_states > CLASS_ENUMERATION_MAX_STATES:
+    if not _two_valued(model) or not has_at_most_states(model, CLASS_ENUMERATION_MAX_STATES):
         return None
+    n, n_states = model.n_sites, 2**model.n_sites
     states = jnp.asarray(enumerate_states(model))
     delta = np.asarray(model.delta_energy(states, _flipped(model, states)))
     certain = delta.reshape(n_states, n) <= _zero_tolerance(model)
@@ -264,7 +265,8 @@ class Metropolis(AbstractSampler):
     configurations per temperature. A run makes ``sweeps // every`` measurements, one after
     every ``every`` sweeps (trailing sweeps that would end in no measurement are not run).
     ``width`` bounds the move of a continuous spin, ``theta + U(-width, width)``; None draws a
-    new uniform angle (discrete spins ignore it).
+    new uniform angle. A model with discrete spins has no angle to step: :meth:`supports`
+    refuses a width for it rather than ignore it.
 
     ``update="checkerboard"`` updates one colour of ``model.colouring()`` at a time, all its
     sites at once: the same stationary distribution, much faster, but :meth:`supports`
@@ -286,9 +288,9 @@ class Metropolis(AbstractSampler):
         for option in ("chains", "sweeps", "every"):
             value = getattr(self, option)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{option} must be a positive integer, got {value!r}")
+                raise ValueError(f"{option} must be a positive integer, got {plain(value)!r}")
         if not isinstance(self.warmup, int) or isinstance(self.warmup, bool) or self.warmup < 0:
-            raise ValueError(f"warmup must be a non-negative integer, got {self.warmup!r}")
+            raise ValueError(f"warmup must be a non-negative integer, got {plain(self.warmup)!r}")
         if self.every > self.sweeps:
             raise ValueError(
                 f"every={self.every} is larger than sweeps={self.sweeps}: no configuration "
@@ -301,7 +303,7 @@ class Metropolis(AbstractSampler):
         if self.width is not None and (
             not isinstance(self.width, float) or not math.isfinite(self.width) or self.width <= 0
         ):
-            raise ValueError(f"width must be a positive number or None, got {self.width!r}")
+            raise ValueError(f"width must be a positive number or None, got {plain(self.width)!r}")
 
     # ------------------------------------------------------------------ facts
     @property
@@ -310,6 +312,11 @@ class Metropolis(AbstractSampler):
         return self.sweeps // self.every
 
     def supports(self, model: AbstractModel) -> str | None:
+        if self.width is not None and model.spin_values is not None:
+            return (
+                f"width is the angle step for continuous spins; {model.name} has discrete "
+                "spins: leave width unset"
+            )
         if self.update == "checkerboard":
             colours = np.asarray(model.colouring()).reshape(-1)
             table = model.neighbours()
