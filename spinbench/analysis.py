@@ -164,6 +164,42 @@ def relative_error(
     return abs(estimate - exact) / abs(exact)
 
 
+def exact_where_known(model: AbstractModel, temps: np.ndarray) -> ExactResult | None:
+    """``model.exact(temps)``, with the temperatures an exact solver refuses (below its
+    numerical limit, say) left unknown (NaN) instead of failing the whole grid; None when
+    no temperature has exact values."""
+    temps = np.asarray(temps, np.float64)
+    try:
+        return model.exact(temps)
+    except ValueError:
+        if len(temps) == 1:
+            return None
+    parts = [exact_where_known(model, temps[i : i + 1]) for i in range(len(temps))]
+    known = [p for p in parts if p is not None]
+    if not known:
+        return None
+    template = known[0]
+    fields: dict[str, Any] = {}
+    for name in ("ln_z", "energy", "heat_capacity", "abs_magnetization", "correlation"):
+        if getattr(template, name) is None:
+            fields[name] = None
+            continue
+        shape = np.shape(getattr(template, name))[1:]
+        fields[name] = np.stack(
+            [
+                np.full(shape, np.nan)
+                if p is None or getattr(p, name) is None
+                else np.asarray(getattr(p, name), np.float64)[0]
+                for p in parts
+            ]
+        )
+    refused = [f"{t:g}" for t, p in zip(temps, parts, strict=True) if p is None]
+    notes = {**template.notes, "refused": f"no exact values at T = {', '.join(refused)}"}
+    return ExactResult(
+        temps=temps, distances=template.distances, source=template.source, notes=notes, **fields
+    )
+
+
 def _exact_value(values: np.ndarray | None, index: tuple[int, ...]) -> float | None:
     if values is None:
         return None
@@ -271,6 +307,7 @@ __all__ = [
     "REL_ERROR_MIN_EXACT",
     "RHAT_MAX",
     "analyse",
+    "exact_where_known",
     "flag",
     "measure",
     "relative_error",

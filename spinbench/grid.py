@@ -174,10 +174,10 @@ def parse_grid(text: str, source: str = "<grid>") -> GridSpec:
         fail(key, f"unknown key; valid top-level keys: {', '.join(sorted(_TOP_KEYS))}")
     seed = data.get("seed", 0)
     if not _is_int(seed) or seed < 0:
-        fail("seed", f"must be a non-negative integer, got {plain(seed)}")
+        fail("seed", f"must be a non-negative integer, got {toml_spelling(seed)}")
     samples = data.get("samples", 10000)
     if not _is_int(samples) or samples < 2:
-        fail("samples", f"must be an integer >= 2, got {plain(samples)}")
+        fail("samples", f"must be an integer >= 2, got {toml_spelling(samples)}")
 
     reference_table = data.get("reference", {})
     reference = ReferenceSpec()
@@ -248,7 +248,7 @@ def parse_grid(text: str, source: str = "<grid>") -> GridSpec:
     return GridSpec(seed, samples, reference, tuple(models), tuple(methods), source, text)
 
 
-def plain(value: Any) -> str:
+def toml_spelling(value: Any) -> str:
     """A value as a user wrote it in TOML (``true``, ``1.5``, ``"x"``), for messages."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -277,35 +277,34 @@ def _parse_model(entry: Any, index: int, fail: Any) -> ModelSpec | None:
             problem(key, "is required")
     name = entry.get("name")
     if "name" in entry and (not isinstance(name, str) or not name):
-        problem("name", f"must be a model name, got {plain(name)}")
+        problem("name", f"must be a model name, got {toml_spelling(name)}")
     size = entry.get("size")
     if "size" in entry and not (isinstance(size, str) or _is_int(size)):
-        problem("size", f'must be a size like "6" or "10x12", got {plain(size)}')
+        problem("size", f'must be a size like "6" or "10x12", got {toml_spelling(size)}')
     temps = np.zeros(0)
     if "temps" in entry:
         temps_value = entry["temps"]
         try:
             if isinstance(temps_value, list):
                 if not all(_is_number(t) for t in temps_value):
-                    raise ValueError(
-                        f"a list of temperatures must hold numbers, got {plain(temps_value)}"
-                    )
+                    listed = toml_spelling(temps_value)
+                    raise ValueError(f"a list of temperatures must hold numbers, got {listed}")
                 temps = parse_temps(",".join(repr(float(t)) for t in temps_value))
             elif isinstance(temps_value, str):
                 temps = parse_temps(temps_value)
             else:
                 raise ValueError(
                     f'must be a list of numbers or a string like "0.5:4.0:8", '
-                    f"got {plain(temps_value)}"
+                    f"got {toml_spelling(temps_value)}"
                 )
         except ValueError as error:
             problem("temps", str(error))
     boundary = entry.get("boundary")
     if boundary is not None and not isinstance(boundary, str):
-        problem("boundary", f"must be a string, got {plain(boundary)}")
+        problem("boundary", f"must be a string, got {toml_spelling(boundary)}")
     J = entry.get("J", 1.0)
     if not _is_number(J) or not math.isfinite(J) or J == 0:
-        problem("J", f"must be a finite non-zero number, got {plain(J)}")
+        problem("J", f"must be a finite non-zero number, got {toml_spelling(J)}")
     methods = entry.get("methods")
     if methods is not None and (
         not isinstance(methods, list) or not all(isinstance(m, str) for m in methods)

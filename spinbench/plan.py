@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .grid import GridSpec, MethodSpec, ModelSpec, plain, raise_problems
+from .grid import GridSpec, MethodSpec, ModelSpec, raise_problems, toml_spelling
 from .models.base import AbstractModel, ModelError
 from .registry import RegistryError, get_method, get_model, get_sampler
 from .resources import generator_memory, memory_problem, sampler_memory
@@ -166,7 +166,7 @@ def _build_models(spec: GridSpec, check: _Checker) -> dict[str, AbstractModel]:
             check.fail(
                 "size",
                 f"the same system as models[{twin.index}] ({model.name} {model.size}, "
-                f"{model.boundary}, J={plain(model.J)}) spelled differently; put all its "
+                f"{model.boundary}, J={toml_spelling(model.J)}) spelled differently; put all its "
                 "temperatures in one [[models]] table",
                 *where,
             )

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .analysis import exact_where_known
 from .atomic import atomic_directory, write_text_atomic
 from .grid import GridError, GridSpec, ModelSpec, parse_grid
 from .plan import Plan, make_plan
@@ -192,7 +193,10 @@ def _histogram_bins(model: Any, T: float, energies: list[np.ndarray]) -> Any:
     """One bin per energy level for a discrete model (from its exact spectrum, or the values
     seen when few), else 30 equal bins."""
     if model.is_discrete:
-        exact = model.exact_energy_distribution(np.asarray([T]))
+        try:
+            exact = model.exact_energy_distribution(np.asarray([T]))
+        except ValueError:  # below the solver's temperature limit: bin what was seen
+            exact = None
         if exact is not None and len(exact.levels) <= MAX_LEVEL_BINS:
             return _level_edges(np.asarray(exact.levels) / model.n_sites)
         seen = np.unique(np.round(np.concatenate(energies), 6)) if energies else np.zeros(0)
@@ -241,7 +245,7 @@ class _Figures:
         )
         energy_axis, correlation_axis = axes[0, 0], axes[0, 1]
         dense = np.linspace(float(spec.temps.min()), float(spec.temps.max()), 200)
-        exact = model.exact(dense)
+        exact = exact_where_known(model, dense)
         if exact is not None and exact.energy is not None:
             energy_axis.plot(dense, exact.energy, "g-", label=f"exact ({model.size})")
         if hasattr(model, "exact_infinite"):

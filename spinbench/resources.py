@@ -19,6 +19,7 @@ __all__ = [
     "MEMORY_SHARE",
     "ResourceError",
     "available_memory",
+    "configuration_memory",
     "format_bytes",
     "generator_memory",
     "memory_problem",
@@ -55,7 +56,7 @@ def format_bytes(count: float) -> str:
     return f"{count / 1024**exponent:.1f} {units[exponent]}"
 
 
-def _configuration_bytes(model: Any, count: float) -> float:
+def configuration_memory(model: Any, count: float) -> float:
     """Bytes of ``count`` configurations of ``model`` plus their float64 observables."""
     itemsize = np.dtype(model.dtype).itemsize
     observables = 3 + max(model.shape)  # energy, |m|, heat-capacity inputs, correlations
@@ -71,7 +72,7 @@ def sampler_memory(sampler: Any, model: Any, n_temps: int) -> float | None:
     chains, n_samples = getattr(sampler, "chains", None), getattr(sampler, "n_samples", None)
     if not isinstance(chains, int) or not isinstance(n_samples, int):
         return None
-    kept = _configuration_bytes(model, float(n_temps) * chains * n_samples)
+    kept = configuration_memory(model, float(n_temps) * chains * n_samples)
     state = float(n_temps) * chains * model.n_sites * 16.0
     return kept + state
 
@@ -80,7 +81,7 @@ def generator_memory(model: Any, n_temps: int, n_training: int, n_generated: int
     """Estimated bytes of a generator cell: float32 training features (two channels at most),
     the generated configurations and their observables."""
     features = float(n_temps) * n_training * model.n_sites * 2 * 4.0
-    return features + _configuration_bytes(model, float(n_temps) * n_generated)
+    return features + configuration_memory(model, float(n_temps) * n_generated)
 
 
 def memory_problem(estimate: float | None, what: str) -> str | None:

@@ -14,7 +14,10 @@ import numpy as np
 
 from ._plain import plain
 
-__all__ = ["check_temperatures", "parse_temps"]
+__all__ = ["MAX_TEMPERATURES", "check_temperatures", "parse_temps"]
+
+#: Most temperatures in one grid: each has its own chains or network, all in one program.
+MAX_TEMPERATURES = 1000
 
 #: How to write a temperature grid (TEMPS on the command line), appended to format errors.
 SPELLING = "TEMPS is a comma list like '1.0,2.5' or a range start:stop:count like '0.5:4.0:20'"
@@ -42,10 +45,19 @@ def check_temperatures(temps: float | Iterable[float] | np.ndarray) -> np.ndarra
     values = np.atleast_1d(values)
     if values.size == 0:
         raise ValueError("no temperatures given: the temperature grid is empty")
+    if values.size > MAX_TEMPERATURES:
+        raise ValueError(_too_many(values.size))
     bad = ~(np.isfinite(values) & (values > 0))
     if np.any(bad):
         raise ValueError(f"temperature must be finite and > 0, got {plain(values[bad][0])!r}")
     return values
+
+
+def _too_many(count: int) -> str:
+    return (
+        f"{count} temperatures, more than the {MAX_TEMPERATURES} one grid may hold (each has its "
+        "own chains or network, all in one program); split them over several grids"
+    )
 
 
 def parse_temps(text: str) -> np.ndarray:
@@ -90,6 +102,8 @@ def _parse_range(item: str) -> np.ndarray:
             "in the ASCII digits 0-9"
         )
     count = int(count_text)
+    if count > MAX_TEMPERATURES:  # refused before linspace allocates it
+        raise ValueError(f"temperature range {item!r}: {_too_many(count)}")
     if not (math.isfinite(start) and math.isfinite(stop)):
         raise ValueError(f"temperature range {item!r}: start and stop must be finite")
     if start > stop:

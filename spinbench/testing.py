@@ -77,6 +77,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from ._plain import plain
+from .exact.enumerate import has_at_most_states
 from .generators.base import AbstractGenerator, TrainedGenerator
 from .models.base import AbstractModel, ModelError, wrap_angle
 from .samplers.base import AbstractSampler, options_of
@@ -355,7 +357,8 @@ def _trees_equal(a: Any, b: Any, *, exact: bool = True) -> str | None:
         same = np.array_equal(x, y) if exact else np.allclose(x, y, rtol=1e-5, atol=1e-6)
         if not same:
             index = _first_index(~np.isclose(x, y, rtol=0, atol=0)) if x.ndim else ()
-            return f"{jax.tree_util.keystr(path)}{list(index)}: {x[index]!r} against {y[index]!r}"
+            where = f"{jax.tree_util.keystr(path)}{list(index)}"
+            return f"{where}: {plain(x[index])!r} against {plain(y[index])!r}"
     return None
 
 
@@ -363,8 +366,7 @@ def _trees_equal(a: Any, b: Any, *, exact: bool = True) -> str | None:
 
 
 def _enumerable(model: AbstractModel, limit: int = ENUMERATE_MAX_STATES) -> bool:
-    values = model.spin_values
-    return values is not None and len(values) ** model.n_sites <= limit
+    return has_at_most_states(model, limit)
 
 
 def _all_states(model: AbstractModel) -> np.ndarray:
@@ -477,7 +479,7 @@ def _model_instances(
     combos += [(sizes[0], boundaries[0], J) for J in couplings[1:]]
     for size, boundary, J in combos:
         label = getattr(cls, "name", cls.__name__)
-        where = f"{label} from_size({size!r}, boundary={boundary!r}, J={J})"
+        where = f"{label} from_size({size!r}, boundary={boundary!r}, J={plain(J)})"
         with rec.check("from_size", where):
             model = cls.from_size(size, boundary=boundary, J=J)
             _require(
@@ -485,7 +487,7 @@ def _model_instances(
                 f"from_size returned {type(model).__name__}, not a {cls.__name__}",
             )
             _require(model.boundary == boundary, f"boundary is {model.boundary!r}")
-            _require(model.J == J, f"J is {model.J!r}, expected {J!r}")
+            _require(model.J == J, f"J is {plain(model.J)!r}, expected {plain(J)!r}")
             _require(
                 isinstance(model.shape, tuple) and all(isinstance(n, int) for n in model.shape),
                 f"shape {model.shape!r} must be a tuple of ints",
@@ -575,7 +577,7 @@ def _check_attributes(rec: _Recorder, cls: type) -> None:
         tc = cls.critical_temperature
         _require(
             tc is None or (isinstance(tc, int | float) and math.isfinite(tc) and tc > 0),
-            f"critical_temperature {tc!r} must be None or a positive number",
+            f"critical_temperature {plain(tc)!r} must be None or a positive number",
         )
 
 

@@ -88,3 +88,19 @@ def test_the_table_keeps_infinities_and_text_sizes() -> None:
     assert table["size"].tolist() == ["6", "6"]
     assert list(table.columns) == list(COLUMNS)
     assert isinstance(table, pd.DataFrame)
+
+
+def test_exact_values_where_a_solver_refuses_some_temperatures() -> None:
+    """T = 0.001 is below the torus closed form's limit: that temperature has no exact values,
+    the others keep theirs (a grid does not lose every exact value for one cold point)."""
+    from spinbench.analysis import exact_where_known
+
+    model = Ising2D.from_size(10)
+    with pytest.raises(ValueError, match="needs"):
+        model.exact(np.asarray([0.001, 2.0]))
+    exact = exact_where_known(model, np.asarray([0.001, 2.0, 3.0]))
+    assert exact is not None
+    assert np.isnan(exact.energy[0]) and np.isfinite(exact.energy[1:]).all()
+    np.testing.assert_allclose(exact.energy[1:], model.exact(np.asarray([2.0, 3.0])).energy)
+    assert "0.001" in exact.notes["refused"]
+    assert exact_where_known(model, np.asarray([0.001])) is None

@@ -196,3 +196,13 @@ def test_chains_stuck_in_different_states_are_unconverged(
     assert energy["rhat"] == "inf"
     assert energy["status"] == "unconverged" and "R-hat = inf" in energy["reason"]
     assert all(r["status"] == "unconverged" for r in records)
+
+
+def test_a_lattice_too_large_for_memory_is_refused_before_allocating(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    result = invoke(runner, ["sample", "ising2d", "--size", "100000", "--temps", "2"], tmp_path)
+    assert result.exit_code == 1
+    assert "sampling ising2d 100000x100000 would need about" in result.output
+    assert "TiB of memory, more than the" in result.output and "Traceback" not in result.output
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())

@@ -109,3 +109,13 @@ def test_parse_temps_takes_only_ascii_numbers(text: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_temps(text)
     assert message in str(info.value)
+
+
+def test_the_number_of_temperatures_is_capped_before_allocating() -> None:
+    from spinbench.temperatures import MAX_TEMPERATURES
+
+    assert len(parse_temps(f"1:2:{MAX_TEMPERATURES}")) == MAX_TEMPERATURES
+    with pytest.raises(ValueError, match=r"100000000000 temperatures, more than the 1000"):
+        parse_temps("0.5:4.0:100000000000")
+    with pytest.raises(ValueError, match=r"1001 temperatures, more than the 1000 one grid"):
+        check_temperatures(np.linspace(1, 2, MAX_TEMPERATURES + 1))

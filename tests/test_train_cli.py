@@ -138,3 +138,10 @@ def test_parse_option() -> None:
     assert parse_option("patience=none") == ("patience", None)
     with pytest.raises(click.BadParameter):
         parse_option("=3")
+
+
+def test_training_on_a_lattice_too_large_for_memory_is_refused(tmp_path: Path) -> None:
+    args = ["train", "vae", "ising2d", "--size", "100000", "--temps", "2"]
+    result = CliRunner().invoke(main, [*args, "--cache", str(tmp_path / "cache")])
+    assert result.exit_code == 1
+    assert "training vae on ising2d 100000x100000 would need about" in result.output

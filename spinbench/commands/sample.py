@@ -16,6 +16,7 @@ import numpy as np
 
 from ..analysis import RECORD_KEYS, analyse
 from ..registry import RegistryError, get_sampler
+from ..resources import memory_problem, sampler_memory
 from ..samplers.base import AbstractSampler, OptionError, options_of
 from ..samples import Samples, cached
 from .common import build_model, emit, format_option, model_options, run_length_options
@@ -158,6 +159,14 @@ def sample_command(
         if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
     }
     sampler = build_sampler(sampler_name, given, explicit, model_name=model.name)
+    too_big = memory_problem(
+        sampler_memory(sampler, model, len(temps)), f"sampling {model.name} {model.size}"
+    )
+    if too_big is not None:  # before supports(), which may build per-site tables
+        raise click.ClickException(
+            f"{too_big}; use a smaller lattice, fewer chains or temperatures, or fewer "
+            "measurements (a larger --every)"
+        )
     problem = sampler.supports(model)
     if problem is not None:
         raise click.ClickException(

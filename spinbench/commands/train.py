@@ -22,6 +22,7 @@ import numpy as np
 from ..analysis import RECORD_KEYS, analyse
 from ..generators.base import TrainingDiverged
 from ..registry import RegistryError, get_generator, get_sampler
+from ..resources import configuration_memory, generator_memory, memory_problem
 from ..samplers.base import OptionError
 from ..samples import Samples, cached
 from .common import build_model, emit, format_option, model_options, run_length_options
@@ -169,6 +170,14 @@ def train_command(
         raise click.ClickException(message) from error
     except OptionError as error:
         raise click.ClickException(str(error)) from error
+    n_data = chains * (sweeps // max(1, every))
+    estimate = generator_memory(model, len(temps), n_data, n_samples)
+    estimate += configuration_memory(model, len(temps) * n_data)  # the training data
+    too_big = memory_problem(estimate, f"training {generator.name} on {model.name} {model.size}")
+    if too_big is not None:  # before supports(), which may build per-site tables
+        raise click.ClickException(
+            f"{too_big}; use a smaller lattice, fewer temperatures or samples"
+        )
     problem = generator.supports(model)
     if problem is not None:
         raise click.ClickException(f"{generator.name} cannot learn {model.name}: {problem}")
