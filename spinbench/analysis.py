@@ -131,7 +131,7 @@ def flag(record: dict[str, Any]) -> tuple[str, str | None]:
                 "R-hat = inf: the chains are stuck at different values and never mix"
             )
         return "unconverged", (
-            f"R-hat = {rhat:.3g} > {RHAT_MAX}: the chains disagree; run longer (more warm-up "
+            f"R-hat = {rhat:.4g} > {RHAT_MAX}: the chains disagree; run longer (more warm-up "
             "and sweeps)"
         )
     if ess is not None and not math.isnan(ess) and ess < ESS_MIN:
