@@ -31,7 +31,7 @@ import numpy as np
 def same_chain_everywhere() -> str:
     """'same' when the device's packed kernel repeats the CPU's chain bit for bit."""
     from spinbench.models import Ising2D
-    from spinbench.samplers.metropolis import Metropolis
+    from spinbench.samplers._metropolis import Metropolis
 
     model, temps = Ising2D.from_size("64x32"), np.array([1.5, 2.269185314, 3.0])
     sampler = Metropolis(chains=4, update="checkerboard")
@@ -58,8 +58,8 @@ def same_chain_everywhere() -> str:
 
 def training_step_ms(repeats: int) -> tuple[float, float]:
     """(ms per step, final mean loss) of the paper's 2D conv-VAE cell on random spins."""
-    from spinbench.generators.training import TrainConfig, train
-    from spinbench.generators.vae import VAE, encode_spins
+    from spinbench.generators._training import TrainConfig, train
+    from spinbench.generators._vae import VAE, encode_spins
     from spinbench.models import Ising2D
 
     model, n_temps = Ising2D.from_size(10), 9
@@ -83,8 +83,8 @@ def training_step_ms(repeats: int) -> tuple[float, float]:
 
 
 def paper_preset_seconds() -> float:
-    from spinbench.presets import load_preset
-    from spinbench.runner import Runner
+    from spinbench._presets import load_preset
+    from spinbench._runner import Runner
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
@@ -108,7 +108,7 @@ def main() -> None:
             "without matplotlib, leave out --paper."
         )
 
-    from spinbench.bench import machine, run_benchmarks
+    from spinbench._throughput import machine, run_benchmarks
 
     where = machine()
     print(f"device: {where}; jax {jax.__version__}", flush=True)

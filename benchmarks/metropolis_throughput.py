@@ -31,10 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spinbench.bench import GenericMetropolis
-from spinbench.registry import get_model
-from spinbench.samplers.fast_ising import threefry2x32
-from spinbench.samplers.metropolis import UPDATES, Metropolis
+from spinbench._throughput import GenericMetropolis
+from spinbench._registry import get_model
+from spinbench.samplers._packed import threefry2x32
+from spinbench.samplers._metropolis import UPDATES, Metropolis
 
 
 def cpu_name() -> str:

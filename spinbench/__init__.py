@@ -1,47 +1,82 @@
 """spinbench: does a generative model really sample the Boltzmann distribution?
 
 Benchmark suite crossing classical spin models with Monte Carlo samplers and neural
-generators over temperature grids, against exact solutions. Public API for users and plugin
-authors is re-exported here.
+generators over temperature grids, against exact solutions.
+
+This module is the public API for users and plugin authors, with the subpackages
+``spinbench.models``, ``spinbench.exact``, ``spinbench.samplers``, ``spinbench.generators``,
+``spinbench.stats``, ``spinbench.testing`` (the conformance kit) and ``spinbench.runner``
+(grids and run folders from Python). Modules whose names start with ``_`` are internal and may
+change without notice.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-
-try:
-    __version__ = importlib.metadata.version("spinbench")
-except importlib.metadata.PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+unknown"
-
-from .exact.result import EnergyDistribution, ExactResult
-from .generators.base import AbstractGenerator, TrainedGenerator, TrainingDiverged
-from .hookspecs import hookimpl, hookspec
-from .models.base import AbstractModel, ModelError
-from .registry import (
+from ._errors import (
+    DamagedSamples,
+    ExactSolutionError,
+    GridError,
+    ModelError,
+    OptionError,
     RegistryError,
+    ReportError,
+    ResourceError,
+    RunFolderError,
+    SpinbenchError,
+    TemperatureError,
+    TrainingDiverged,
+    UnsupportedModelError,
+)
+from ._hookspecs import hookimpl, hookspec
+from ._methods import AbstractMethod, options_of
+from ._registry import (
+    PluginWarning,
+    Registry,
     get_generator,
     get_method,
     get_model,
     get_registry,
     get_sampler,
+    load_registry,
+    plugins_registered,
 )
-from .samplers.base import AbstractSampler, OptionError
-from .samples import Samples
+from ._samples import Samples
+from ._version import __version__
+from .exact import EnergyDistribution, ExactResult
+from .generators import AbstractGenerator, AbstractObjective, TrainedGenerator
+from .models import AbstractModel
+from .provenance import provenance
+from .samplers import AbstractChainSampler, AbstractSampler
+from .temperatures import check_temperatures, parse_temps
 
 __all__ = [
+    "AbstractChainSampler",
     "AbstractGenerator",
+    "AbstractMethod",
     "AbstractModel",
+    "AbstractObjective",
     "AbstractSampler",
+    "DamagedSamples",
     "EnergyDistribution",
     "ExactResult",
+    "ExactSolutionError",
+    "GridError",
     "ModelError",
     "OptionError",
+    "PluginWarning",
+    "Registry",
     "RegistryError",
+    "ReportError",
+    "ResourceError",
+    "RunFolderError",
     "Samples",
+    "SpinbenchError",
+    "TemperatureError",
     "TrainedGenerator",
     "TrainingDiverged",
+    "UnsupportedModelError",
     "__version__",
+    "check_temperatures",
     "get_generator",
     "get_method",
     "get_model",
@@ -49,4 +84,9 @@ __all__ = [
     "get_sampler",
     "hookimpl",
     "hookspec",
+    "load_registry",
+    "options_of",
+    "parse_temps",
+    "plugins_registered",
+    "provenance",
 ]

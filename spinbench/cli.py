@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from . import __version__
-from .commands.bench import bench_command
-from .commands.exact import exact_command
-from .commands.listing import list_command
-from .commands.run import report_command, run_command
-from .commands.sample import sample_command
-from .commands.train import train_command
-from .registry import reporting_problems
+from ._commands.exact import exact_command
+from ._commands.listing import list_command
+from ._commands.run import report_command, run_command
+from ._commands.sample import sample_command
+from ._commands.throughput import bench_command
+from ._commands.train import train_command
+from ._registry import reporting_problems
+from ._version import __version__
 
 
 def _plugin_problem(problem: str) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import platform
+from collections.abc import Iterable
 from typing import Any
+
+from ._version import __version__
 
 
 def _version(package: str) -> str:
@@ -24,12 +27,15 @@ def device_description() -> dict[str, str]:
 
 
 def provenance(
-    *, seed: int | None = None, settings: dict[str, Any] | None = None
+    *,
+    seed: int | None = None,
+    settings: dict[str, Any] | None = None,
+    packages: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """A JSON-friendly record of versions, device, seed and settings."""
-    from . import __version__
-
+    """A JSON-friendly record of versions, device, seed and settings; ``packages`` names
+    further distributions whose versions matter (a plugin's own)."""
     return {
+        **{package: _version(package) for package in packages},
         "spinbench": __version__,
         "jax": _version("jax"),
         "jaxlib": _version("jaxlib"),

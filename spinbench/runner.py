@@ -1,469 +1,53 @@
-"""The runner: crosses models x methods x temperatures into one tidy table in a run folder.
+"""Grids and run folders from Python: what ``spinbench run`` and ``spinbench report`` do.
 
-:func:`~spinbench.plan.make_plan` checks the whole grid first; nothing is written before it
-passes. Then, per model, the *reference cell* makes the reference sampler's configurations
-(cached: the training data and the Monte Carlo baseline) and checks that they converged, and
-every *method cell* runs its method — a sampler samples, a generator trains on the reference
-configurations and generates — through the same observables, statistics and distances. One
-jitted program per cell, vectorised over temperatures; each cell's record is written
-atomically to the run folder (:mod:`spinbench.run_folder`), which decides what a restarted run
-reuses: a cell whose digest is unchanged and that did not fail.
+::
 
-A cell that raises is recorded as ``failed`` with its reason and the run goes on; rows that
-cannot be trusted carry a status other than ``ok`` (:func:`spinbench.analysis.flag`).
-:class:`RunOutcome` says what went wrong, for the command's exit status.
+    from spinbench.runner import Runner, load_grid
+
+    runner = Runner(load_grid("grid.toml"), "results/mine")
+    table = runner.run()                 # a pandas DataFrame, also in results/mine
+    print(runner.outcome.exit_code())    # 1 if a cell failed or a reference is flagged
+
+:func:`load_grid` / :func:`parse_grid` / :func:`load_preset` read grids; :func:`make_plan`
+checks one against the registry and this machine (every problem at once) and expands it into
+cells; :class:`Runner` runs it into a run folder (:class:`RunFolder`, whose rules the README
+states); :func:`read_table` reads a ``results.csv`` back; :func:`write_report` rebuilds the
+summary and figures. An :class:`Executor` runs the cells (:class:`LocalExecutor` by default).
 """
 
-from __future__ import annotations
-
-import hashlib
-import inspect
-import os
-import shutil
-import time
-import traceback
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import jax
-import numpy as np
-import pandas as pd
-
-from .analysis import analyse, exact_where_known, measure, relative_error
-from .atomic import write_json_atomic
-from .grid import GridSpec
-from .metrics import compare_energy_histograms, state_kl
-from .models.base import AbstractModel
-from .plan import CELL_FORMAT_VERSION, Cell, Plan, make_plan
-from .provenance import provenance
-from .report import write_report
-from .run_folder import COLUMNS, RunFolder, flagged_rows
-from .samples import Samples, cached
+from ._errors import GridError, ReportError, RunFolderError
+from ._grid import GridSpec, MethodSpec, ModelSpec, ReferenceSpec, load_grid, parse_grid
+from ._plan import CELL_FORMAT_VERSION, Cell, Plan, make_plan
+from ._presets import list_presets, load_preset
+from ._report import Report, write_report
+from ._run_folder import COLUMNS, FLAGGED_STATUSES, RunFolder, read_table
+from ._runner import Executor, LocalExecutor, Runner, RunOutcome, cell_key
 
 __all__ = [
+    "CELL_FORMAT_VERSION",
     "COLUMNS",
+    "FLAGGED_STATUSES",
     "Cell",
     "Executor",
+    "GridError",
+    "GridSpec",
     "LocalExecutor",
+    "MethodSpec",
+    "ModelSpec",
+    "Plan",
+    "ReferenceSpec",
+    "Report",
+    "ReportError",
+    "RunFolder",
+    "RunFolderError",
     "RunOutcome",
     "Runner",
     "cell_key",
+    "list_presets",
+    "load_grid",
+    "load_preset",
+    "make_plan",
+    "parse_grid",
+    "read_table",
+    "write_report",
 ]
-
-
-class Executor(Protocol):
-    """Runs cells; local by default, a distributed engine for clusters."""
-
-    def map(self, function: Callable[[Cell], Any], cells: Iterable[Cell]) -> Iterator[Any]:
-        """Apply ``function`` to each cell, yielding results in order."""
-        ...
-
-
-class LocalExecutor:
-    """Runs cells one after the other in this process (each cell is already vectorised)."""
-
-    def map(self, function: Callable[[Cell], Any], cells: Iterable[Cell]) -> Iterator[Any]:
-        for cell in cells:
-            yield function(cell)
-
-
-def _stable_int(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-
-
-def cell_key(seed: int, label: str) -> jax.Array:
-    """A key fixed by the grid seed and a label, independent of run order and resumption."""
-    return jax.random.fold_in(jax.random.key(seed), _stable_int(label))
-
-
-@dataclass
-class RunOutcome:
-    """What a finished run found: cells that failed to run, models whose Monte Carlo
-    reference cannot be trusted, and rows flagged as results that cannot be trusted."""
-
-    failed: list[str] = field(default_factory=list)
-    reference_flags: list[str] = field(default_factory=list)
-    flagged: list[str] = field(default_factory=list)
-
-    def exit_code(self, *, strict: bool = False) -> int:
-        """1 when a cell failed or a reference is flagged (or, with ``strict``, any row is
-        flagged), else 0."""
-        if self.failed or self.reference_flags or (strict and self.flagged):
-            return 1
-        return 0
-
-
-def _number(value: Any) -> Any:
-    """A plain number for a table cell: numpy scalars as Python ones, NaN as None (blank);
-    infinities stay (written ``inf``)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value
-
-
-def _accepts(function: Callable[..., Any], keyword: str) -> bool:
-    parameters = inspect.signature(function).parameters.values()
-    return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-
-
-class Runner:
-    """Runs a grid into an output folder (see the module docstring)."""
-
-    def __init__(
-        self,
-        spec: GridSpec,
-        out: str | os.PathLike[str],
-        *,
-        executor: Executor | None = None,
-        progress: bool = True,
-        log: Callable[[str], None] | None = None,
-        force: bool = False,
-    ) -> None:
-        self.spec = spec
-        self.folder = RunFolder(out)
-        self.out = self.folder.path
-        self.executor = executor or LocalExecutor()
-        self.progress = progress
-        self.log = log or (lambda message: None)
-        self.force = force
-        self.outcome = RunOutcome()
-        self._plan: Plan | None = None
-        self._references: dict[str, Samples] = {}
-        self._reference_failures: dict[str, str] = {}
-
-    @property
-    def plan(self) -> Plan:
-        """The checked grid (built on first use; raises GridError listing every problem)."""
-        if self._plan is None:
-            self._plan = make_plan(self.spec)
-        return self._plan
-
-    # ------------------------------------------------------------------ references
-    def reference(self, label: str) -> Samples:
-        """The reference configurations of the model labelled ``label`` (cached on disk)."""
-        if label in self._reference_failures:
-            raise RuntimeError(
-                f"the reference samples could not be made: {self._reference_failures[label]}"
-            )
-        if label not in self._references:
-            plan = self.plan
-            cell = plan.reference_cell(label)
-            model = plan.models[label]
-            sampler = plan.reference
-            key = cell_key(self.spec.seed, f"reference:{label}")
-
-            def produce() -> Samples:
-                return sampler.sample(
-                    model, cell.model.temps, key=key, seed=self.spec.seed, progress=self.progress
-                )
-
-            self._references[label], _ = cached(
-                self.folder.cache,
-                model.describe(),
-                cell.model.temps,
-                sampler.name,
-                sampler.settings(),
-                self.spec.seed,
-                produce,
-                stream=f"reference:{label}",
-                report=self.log,
-            )
-        return self._references[label]
-
-    def run_reference(self, cell: Cell) -> dict[str, Any]:
-        """Make (or load) a model's reference configurations and check their convergence."""
-        start = time.perf_counter()
-        model = self.plan.model(cell)
-        record: dict[str, Any] = {
-            "format": CELL_FORMAT_VERSION,
-            "cell": cell.id,
-            "kind": "reference",
-            "digest": cell.digest,
-        }
-        try:
-            samples = self.reference(cell.label)
-            flagged = [
-                r
-                for r in analyse(model, samples, exact=exact_where_known(model, cell.model.temps))
-                if r["status"] != "ok"
-            ]
-            record["status"] = "flagged" if flagged else "ok"
-            record["reason"] = (
-                None
-                if not flagged
-                else "; ".join(
-                    f"T={r['T']:g} {r['observable']}{'' if r['r'] is None else ' r=' + str(r['r'])}"
-                    f": {r['reason']}"
-                    for r in flagged[:3]
-                )
-                + (f"; and {len(flagged) - 3} more rows" if len(flagged) > 3 else "")
-            )
-        except Exception as error:  # recorded; the cells that need it fail with the reason
-            reason = f"{type(error).__name__}: {error}"
-            self._reference_failures[cell.label] = reason
-            self.log(f"reference of {cell.label} failed: {reason}")
-            record.update(status="failed", reason=reason, traceback=traceback.format_exc())
-        record["wall_time"] = time.perf_counter() - start
-        self.folder.write_cell(cell.id, record, reference=True)
-        return record
-
-    # ------------------------------------------------------------------ method cells
-    def method_samples(self, cell: Cell) -> tuple[Samples, list[dict[str, Any]]]:
-        """Samples of a cell's method and records of temperatures that failed (diverged)."""
-        plan = self.plan
-        model = plan.model(cell)
-        method = plan.method(cell)
-        key = cell_key(self.spec.seed, cell.id)
-        if plan.reuses_reference(cell):
-            return self.reference(cell.label), []
-        if plan.kinds[method.name] == "samplers":
-            samples = method.sample(
-                model, cell.model.temps, key=key, seed=self.spec.seed, progress=self.progress
-            )
-            return samples, []
-        reference = self.reference(cell.label)
-        fit_key, generate_key = jax.random.split(key)
-        extra = {"progress": self.progress} if _accepts(method.fit, "progress") else {}
-        trained = method.fit(model, reference, key=fit_key, **extra)
-        samples = trained.generate(self.spec.samples, key=generate_key, seed=self.spec.seed)
-        failures = [
-            {"T": f["T"], "status": f["status"], "reason": f["reason"]}
-            for f in trained.failure_records()
-        ]
-        return samples, failures
-
-    def run_cell(self, cell: Cell) -> dict[str, Any]:
-        """Run one method cell and write its record; returns the record."""
-        start = time.perf_counter()
-        plan = self.plan
-        model = plan.model(cell)
-        assert cell.method is not None
-        base = {
-            "model": model.name,
-            "size": model.size,
-            "boundary": model.boundary,
-            "method": cell.method.name,
-        }
-        record: dict[str, Any] = {
-            "format": CELL_FORMAT_VERSION,
-            "cell": cell.id,
-            "kind": "method",
-            "digest": cell.digest,
-        }
-        samples: Samples | None = None
-        try:
-            samples, failures = self.method_samples(cell)
-            failed_temps = {f["T"] for f in failures}
-            exact = exact_where_known(model, cell.model.temps)
-            records = [
-                r for r in analyse(model, samples, exact=exact) if float(r["T"]) not in failed_temps
-            ]
-            records += self.distance_records(cell, model, samples, failed_temps)
-            wall = time.perf_counter() - start
-            if plan.reuses_reference(cell):
-                wall += self._reference_wall(cell)
-            rows = [self._row(base, r, wall, model.J) for r in records]
-            rows += [
-                self._row(base, {"observable": "energy", **f}, wall, model.J) for f in failures
-            ]
-            flagged = any(row["status"] != "ok" for row in rows)
-            record.update(status="flagged" if flagged else "ok", wall_time=wall, rows=rows)
-        except Exception as error:  # a failed cell is recorded, the run goes on
-            wall = time.perf_counter() - start
-            reason = f"{type(error).__name__}: {error}"
-            self.log(f"cell {cell.id} failed: {reason}")
-            failure = {"T": None, "observable": None, "status": "failed", "reason": reason}
-            record.update(
-                status="failed",
-                reason=reason,
-                traceback=traceback.format_exc(),
-                wall_time=wall,
-                rows=[self._row(base, failure, wall, model.J)],
-            )
-            samples = None
-        # Outside the try: a file-system error stops the run (the folder stays resumable).
-        if samples is not None:
-            samples.save(self.folder.samples_path(cell.id))
-        else:
-            shutil.rmtree(self.folder.samples_path(cell.id), ignore_errors=True)
-        self.folder.write_cell(cell.id, record)
-        return record
-
-    def _reference_wall(self, cell: Cell) -> float:
-        state = self.folder.read_cell(
-            cell.label, self.plan.reference_cell(cell.label).digest, reference=True
-        )
-        return float(state.record["wall_time"]) if state.record is not None else 0.0
-
-    @staticmethod
-    def _row(base: dict[str, Any], record: dict[str, Any], wall: float, J: float) -> dict[str, Any]:
-        row: dict[str, Any] = dict.fromkeys(COLUMNS)
-        row.update(base)
-        row.update({k: _number(v) for k, v in record.items() if k in COLUMNS})
-        row["status"] = record.get("status") or "ok"
-        row["wall_time"] = wall
-        exact, estimate = row.get("exact"), row.get("estimate")
-        if row.get("reference") is None and exact is not None:
-            row["reference"] = "exact"
-        if exact is not None and estimate is not None:
-            row["abs_error"] = abs(estimate - exact)
-            row["rel_error"] = relative_error(estimate, exact, row["observable"], J)
-        return row
-
-    def distance_records(
-        self, cell: Cell, model: AbstractModel, samples: Samples, skip: set[float]
-    ) -> list[dict[str, Any]]:
-        """Energy-histogram distances (TV, KL) against the exact distribution or the MC
-        reference, with the reference's noise floor; exact state KL where enumerable."""
-        temps = cell.model.temps
-        energies = _energies(model, samples)
-        try:
-            exact_distribution = model.exact_energy_distribution(temps)
-        except ValueError:  # a temperature below the solver's limit: compare with the MC
-            exact_distribution = None
-        reference_energies = None
-        if exact_distribution is None:
-            if self.plan.reuses_reference(cell):
-                return []  # the MC reference compared with itself says nothing
-            reference_energies = _energies(model, self.reference(cell.label))
-        records: list[dict[str, Any]] = []
-        comparison = compare_energy_histograms(
-            energies, exact=exact_distribution, reference=reference_energies, n_sites=model.n_sites
-        )
-        kl = state_kl(model, samples, temps)
-        for index, T in enumerate(temps):
-            if float(T) in skip:
-                continue
-            for name in ("energy_tv", "energy_kl"):
-                records.append(
-                    {
-                        "T": float(T),
-                        "observable": name,
-                        "estimate": comparison[name][index],
-                        "noise_floor": comparison[f"{name}_floor"][index],
-                        "reference": comparison["reference"],
-                    }
-                )
-            if kl is not None:
-                records.append(
-                    {
-                        "T": float(T),
-                        "observable": "state_kl",
-                        "estimate": kl["kl"][index],
-                        "noise_floor": kl["floor"][index],
-                        "reference": "exact",
-                    }
-                )
-        return records
-
-    # ------------------------------------------------------------------ the grid
-    def run(self) -> pd.DataFrame:
-        """Run every cell that is not done, then write the table, summary and figures.
-
-        Raises GridError (nothing written) when the grid has problems, RunFolderError when
-        the folder is someone else's or in use, OSError when the file system refuses.
-        """
-        from tqdm.auto import tqdm
-
-        plan = self.plan
-        folder = self.folder
-        folder.claim(force=self.force)
-        with folder.lock(self.log):
-            folder.start(self.spec.text)
-            method_cells = plan.method_cells()
-            references = [c for c in plan.cells if c.kind == "reference"]
-            removed = folder.remove_others([c.id for c in method_cells], [c.id for c in references])
-            if removed:
-                self.log(f"removed {len(removed)} cells that are not in this grid")
-            todo = []
-            for cell in plan.cells:
-                state = folder.read_cell(cell.id, cell.digest, reference=cell.kind == "reference")
-                if state.problem is not None:
-                    self.log(f"re-running a cell whose file is damaged: {state.problem}")
-                if not state.done:
-                    todo.append(cell)
-            finished = len(plan.cells) - len(todo)
-            if finished:
-                self.log(f"resuming: {finished} of {len(plan.cells)} cells already done")
-            start = time.perf_counter()
-            bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not self.progress)
-            with bar:
-                for record in self.executor.map(self._run_and_tick(bar, todo), todo):
-                    self.log(
-                        f"cell {record['cell']}: {record['status']} ({record['wall_time']:.1f} s)"
-                    )
-            table = folder.collect([c.id for c in method_cells])
-            self.outcome = self._outcome(table)
-            self.write_results(table, time.perf_counter() - start)
-        return table
-
-    def _run_and_tick(self, bar: Any, todo: list[Cell]) -> Callable[[Cell], dict[str, Any]]:
-        """Run a cell, tick the bar, and let go of a model's reference samples once its last
-        cell is done (they stay in the on-disk cache), so a grid of many models holds one
-        model's configurations at a time, not all of them."""
-        pending = Counter(cell.label for cell in todo)
-
-        def run(cell: Cell) -> dict[str, Any]:
-            bar.set_postfix_str(cell.id if cell.kind == "method" else f"{cell.id} reference")
-            record = self.run_reference(cell) if cell.kind == "reference" else self.run_cell(cell)
-            bar.update()
-            pending[cell.label] -= 1
-            if pending[cell.label] <= 0:
-                self._references.pop(cell.label, None)
-            return record
-
-        return run
-
-    def _outcome(self, table: pd.DataFrame) -> RunOutcome:
-        outcome = RunOutcome()
-        for cell in self.plan.cells:
-            state = self.folder.read_cell(cell.id, cell.digest, reference=cell.kind == "reference")
-            record = state.record or {"status": "failed", "reason": "its record is missing"}
-            if cell.kind == "method":
-                if record["status"] == "failed":
-                    outcome.failed.append(f"{cell.id}: {record['reason']}")
-            elif record["status"] == "failed":
-                outcome.reference_flags.append(
-                    f"{cell.label}: the reference sampling failed: {record['reason']}"
-                )
-            elif record["status"] == "flagged":
-                outcome.reference_flags.append(
-                    f"{cell.label}: the Monte Carlo reference is flagged: {record['reason']}"
-                )
-        outcome.flagged = flagged_rows(table)
-        return outcome
-
-    def write_results(self, table: pd.DataFrame, wall_time: float) -> None:
-        """results.csv/json, provenance.json, summary.md and figures/."""
-        self.folder.write_table(table)
-        settings = {
-            "grid": self.spec.source,
-            "grid_sha256": hashlib.sha256(self.spec.text.encode()).hexdigest(),
-            "seed": self.spec.seed,
-            "samples": self.spec.samples,
-            "reference": {"sampler": self.spec.reference.sampler, **self.spec.reference.options},
-            "models": [m.label() for m in self.spec.models],
-            "methods": {m.name: m.options for m in self.spec.methods},
-            "executor": type(self.executor).__name__,
-        }
-        record = provenance(seed=self.spec.seed, settings=settings)
-        record["wall_time_this_invocation"] = wall_time
-        record["cell_wall_time_total"] = float(
-            table.drop_duplicates(["model", "size", "method"])["wall_time"].sum()
-        )
-        record["failed_cells"] = self.outcome.failed
-        record["reference_flags"] = self.outcome.reference_flags
-        write_json_atomic(self.out / "provenance.json", record)
-        write_report(self.out, plan=self.plan, table=table)
-
-
-def _energies(model: AbstractModel, samples: Samples) -> np.ndarray:
-    """Total energies ``(temps, configurations)`` of a sample set, computed in chunks."""
-    energy_per_site = measure(model, samples.states)["energy"]
-    return np.asarray(energy_per_site, np.float64).reshape(energy_per_site.shape[0], -1) * (
-        model.n_sites
-    )

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ._errors import TemperatureError
 from ._plain import plain
 
 __all__ = ["MAX_TEMPERATURES", "check_temperatures", "parse_temps"]
@@ -39,17 +40,19 @@ def check_temperatures(temps: float | Iterable[float] | np.ndarray) -> np.ndarra
     try:
         values = np.asarray(temps, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"temperatures must be numbers, got {plain(temps)!r}") from error
+        raise TemperatureError(f"temperatures must be numbers, got {plain(temps)!r}") from error
     if values.ndim > 1:
-        raise ValueError(f"temperatures must be a scalar or a 1D list, got shape {values.shape}")
+        raise TemperatureError(
+            f"temperatures must be a scalar or a 1D list, got shape {values.shape}"
+        )
     values = np.atleast_1d(values)
     if values.size == 0:
-        raise ValueError("no temperatures given: the temperature grid is empty")
+        raise TemperatureError("no temperatures given: the temperature grid is empty")
     if values.size > MAX_TEMPERATURES:
-        raise ValueError(_too_many(values.size))
+        raise TemperatureError(_too_many(values.size))
     bad = ~(np.isfinite(values) & (values > 0))
     if np.any(bad):
-        raise ValueError(f"temperature must be finite and > 0, got {plain(values[bad][0])!r}")
+        raise TemperatureError(f"temperature must be finite and > 0, got {plain(values[bad][0])!r}")
     return values
 
 
@@ -68,24 +71,26 @@ def parse_temps(text: str) -> np.ndarray:
     order written; raises ValueError with a message saying what is wrong.
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"temperatures {text!r} are empty; {SPELLING}")
+        raise TemperatureError(f"temperatures {text!r} are empty; {SPELLING}")
     parts: list[np.ndarray] = []
     for item in text.split(","):
         item = item.strip()
         if not item:
-            raise ValueError(f"temperatures {text!r} have an empty item between commas; {SPELLING}")
+            raise TemperatureError(
+                f"temperatures {text!r} have an empty item between commas; {SPELLING}"
+            )
         parts.append(_parse_range(item) if ":" in item else np.array([_number(item, text)]))
     return check_temperatures(np.concatenate(parts))
 
 
 def _number(item: str, text: str) -> float:
     if not item.isascii():
-        raise ValueError(
+        raise TemperatureError(
             f"{item!r} in temperatures {text!r} is not a number: write numbers in ASCII, "
             f"with the digits 0-9 and '.'; {SPELLING}"
         )
     if not _NUMBER.fullmatch(item):
-        raise ValueError(f"{item!r} in temperatures {text!r} is not a number; {SPELLING}")
+        raise TemperatureError(f"{item!r} in temperatures {text!r} is not a number; {SPELLING}")
     return float(item)
 
 
@@ -93,23 +98,23 @@ def _parse_range(item: str) -> np.ndarray:
     """One ``start:stop:count`` range, inclusive of both ends."""
     fields = item.split(":")
     if len(fields) != 3:
-        raise ValueError(f"temperature range {item!r} must have three fields; {SPELLING}")
+        raise TemperatureError(f"temperature range {item!r} must have three fields; {SPELLING}")
     start, stop = _number(fields[0].strip(), item), _number(fields[1].strip(), item)
     count_text = fields[2].strip()
     if not re.fullmatch("[0-9]+", count_text) or int(count_text) < 1:
-        raise ValueError(
+        raise TemperatureError(
             f"temperature range {item!r}: count {count_text!r} must be an integer >= 1, "
             "in the ASCII digits 0-9"
         )
     count = int(count_text)
     if count > MAX_TEMPERATURES:  # refused before linspace allocates it
-        raise ValueError(f"temperature range {item!r}: {_too_many(count)}")
+        raise TemperatureError(f"temperature range {item!r}: {_too_many(count)}")
     if not (math.isfinite(start) and math.isfinite(stop)):
-        raise ValueError(f"temperature range {item!r}: start and stop must be finite")
+        raise TemperatureError(f"temperature range {item!r}: start and stop must be finite")
     if start > stop:
-        raise ValueError(f"temperature range {item!r}: start {start} is above stop {stop}")
+        raise TemperatureError(f"temperature range {item!r}: start {start} is above stop {stop}")
     if count == 1 and start != stop:
-        raise ValueError(
+        raise TemperatureError(
             f"temperature range {item!r}: a single value cannot include both ends; "
             f"use count >= 2 or write the one temperature alone"
         )

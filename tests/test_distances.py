@@ -1,4 +1,4 @@
-"""Tests of spinbench.distances: known values, histogramming, and the sampling-noise floor."""
+"""Tests of spinbench._distances: known values, histogramming, and the sampling-noise floor."""
 
 from __future__ import annotations
 

@@ -459,7 +459,7 @@ class _CountedTorus(Ising2D):
 
 def test_enumerability_is_decided_without_building_the_state_count() -> None:
     """2^N for a 100000 x 100000 torus alone takes 1.25 GB and minutes to compute."""
-    from spinbench.samplers.metropolis import closed_classes, frozen_share
+    from spinbench.samplers._metropolis import closed_classes, frozen_share
 
     huge = _CountedTorus.from_size("100000x100000")
     assert not can_enumerate(huge)
@@ -595,7 +595,7 @@ def test_arguments_are_validated() -> None:
 
 def test_chunked_enumeration_matches_single_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     """Large models go through chunks (last one padded); the result must not depend on it."""
-    import spinbench.exact.enumerate as enumeration
+    import spinbench.exact._enumerate as enumeration
 
     model = Ising2D.from_size("3x4")
     temps = np.array([1.0, 2.5])

@@ -1,4 +1,4 @@
-"""The multi-spin-coded Ising2D checkerboard kernel (``spinbench.samplers.fast_ising``).
+"""The multi-spin-coded Ising2D checkerboard kernel (``spinbench.samplers._packed``).
 
 Three kinds of checks: the pieces (Threefry against JAX's own, packing, thresholds); the whole
 kernel bit for bit against a slow, obvious NumPy version of the same Markov chain (full
@@ -23,14 +23,14 @@ import scipy.stats
 from click.testing import CliRunner
 
 from spinbench.cli import main
-from spinbench.exact.enumerate import (
+from spinbench.exact._enumerate import (
     boltzmann_log_probabilities,
     enumerate_states,
     state_index,
 )
 from spinbench.models import XY1D, Ising1D, Ising2D
 from spinbench.samplers import fast_ising
-from spinbench.samplers.metropolis import Metropolis
+from spinbench.samplers._metropolis import Metropolis
 
 # --------------------------------------------------------------------------- a NumPy model
 

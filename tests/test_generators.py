@@ -32,7 +32,7 @@ from spinbench.generators import (
     diverged_mask,
     train,
 )
-from spinbench.generators.vae import (
+from spinbench.generators._vae import (
     BoundaryConv,
     ConvStack,
     TransposedConvStack,
@@ -41,9 +41,9 @@ from spinbench.generators.vae import (
     von_mises_sample,
 )
 from spinbench.models import XY1D, Ising1D, Ising2D
-from spinbench.registry import get_generator
-from spinbench.samplers.base import OptionError
-from spinbench.samples import Samples
+from spinbench._registry import get_generator
+from spinbench import OptionError
+from spinbench._samples import Samples
 
 N_TRAIN = 10_000  # configurations per temperature, as in the paper
 HIGH_T = 4.0

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spinbench.grid import GridError, load_grid, parse_grid
-from spinbench.plan import make_plan
-from spinbench.presets import list_presets, load_preset
+from spinbench._grid import GridError, load_grid, parse_grid
+from spinbench._plan import make_plan
+from spinbench._presets import list_presets, load_preset
 
 GOOD = """
 seed = 3

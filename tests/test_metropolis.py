@@ -23,17 +23,17 @@ import scipy.stats
 from jaxtyping import Array, Float
 
 from spinbench import stats
-from spinbench.analysis import analyse, measure
-from spinbench.exact.enumerate import (
+from spinbench._analysis import analyse, measure
+from spinbench.exact._enumerate import (
     boltzmann_log_probabilities,
     enumerate_states,
     state_index,
 )
 from spinbench.models import XY1D, AbstractModel, Ising1D, Ising2D
-from spinbench.models.base import parse_size
-from spinbench.registry import get_sampler
-from spinbench.samplers.base import OptionError
-from spinbench.samplers.metropolis import (
+from spinbench.models._base import parse_size
+from spinbench._registry import get_sampler
+from spinbench import OptionError
+from spinbench.samplers._metropolis import (
     MISSED_MASS_LIMIT,
     Metropolis,
     _chunk_size,
@@ -168,7 +168,7 @@ def chi2_combined(
 ) -> tuple[float, list[float]]:
     """χ² of independent draws against the exact Boltzmann distribution over all states, at
     every temperature and repeat; the p-values combined by Fisher's method."""
-    from spinbench.exact.enumerate import boltzmann_log_probabilities, state_index
+    from spinbench.exact._enumerate import boltzmann_log_probabilities, state_index
 
     states, _ = independent_draws(
         sampler_cls,
@@ -532,7 +532,7 @@ def test_acceptance_rate_is_exact_at_equilibrium(update: str) -> None:
     """The recorded acceptance equals the exact mean of min(1, exp(-dE/T)) over sites and
     the Boltzmann distribution (each colour's update keeps the distribution, so the same
     holds for the checkerboard), within its standard error over independent chains."""
-    from spinbench.exact.enumerate import boltzmann_log_probabilities, enumerate_states
+    from spinbench.exact._enumerate import boltzmann_log_probabilities, enumerate_states
 
     model, temps = ISING1D, TEMPS_1D
     configurations = jnp.asarray(enumerate_states(model))

@@ -12,7 +12,7 @@ import pytest
 import spinbench
 from spinbench import registry as registry_module
 from spinbench.models import Ising1D
-from spinbench.registry import PluginWarning, RegistryError, load_registry
+from spinbench._registry import PluginWarning, RegistryError, load_registry
 
 
 class Ising1DCopy(Ising1D):
@@ -252,7 +252,7 @@ def test_misspelled_hook_is_reported() -> None:
 
 
 def test_a_generator_cannot_take_a_sampler_name() -> None:
-    from spinbench.generators.vae import DenseVAE
+    from spinbench.generators._vae import DenseVAE
 
     class FakeMetropolis(DenseVAE):
         name: ClassVar[str] = "metropolis"

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spinbench.analysis import REL_ERROR_MIN_EXACT, relative_error
+from spinbench._analysis import REL_ERROR_MIN_EXACT, relative_error
 from spinbench.models import XY1D, Ising1D, Ising2D
-from spinbench.report import _format, _histogram_bins, summarise, summary_text
-from spinbench.run_folder import COLUMNS, rows_to_table
+from spinbench._report import _format, _histogram_bins, summarise, summary_text
+from spinbench._run_folder import COLUMNS, rows_to_table
 
 
 def row(**values: object) -> dict[str, object]:
@@ -93,7 +93,7 @@ def test_the_table_keeps_infinities_and_text_sizes() -> None:
 def test_exact_values_where_a_solver_refuses_some_temperatures() -> None:
     """T = 0.001 is below the torus closed form's limit: that temperature has no exact values,
     the others keep theirs (a grid does not lose every exact value for one cold point)."""
-    from spinbench.analysis import exact_where_known
+    from spinbench._analysis import exact_where_known
 
     model = Ising2D.from_size(10)
     with pytest.raises(ValueError, match="needs"):

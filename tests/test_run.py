@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from spinbench.cli import main
-from spinbench.grid import load_grid
-from spinbench.runner import COLUMNS, LocalExecutor, Runner
+from spinbench._grid import load_grid
+from spinbench._runner import COLUMNS, LocalExecutor, Runner
 
 TINY = """
 seed = 1

@@ -22,12 +22,12 @@ from click.testing import CliRunner, Result
 import spinbench
 from spinbench import registry as registry_module
 from spinbench.cli import main
-from spinbench.generators.base import AbstractGenerator, TrainedGenerator
-from spinbench.grid import parse_grid
-from spinbench.registry import load_registry
-from spinbench.run_folder import MARKER, RunFolder, read_table
-from spinbench.runner import Runner
-from spinbench.samplers.metropolis import Metropolis
+from spinbench.generators._base import AbstractGenerator, TrainedGenerator
+from spinbench._grid import parse_grid
+from spinbench._registry import load_registry
+from spinbench._run_folder import MARKER, RunFolder, read_table
+from spinbench._runner import Runner
+from spinbench.samplers._metropolis import Metropolis
 
 GRID = """
 seed = 1

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from spinbench.cli import main
-from spinbench.commands import sample as sample_module
-from spinbench.samplers.base import AbstractSampler
+from spinbench._commands import sample as sample_module
+from spinbench.samplers._base import AbstractSampler
 
 RUN = ["--chains", "4", "--warmup", "50", "--sweeps", "200", "--every", "5"]
 ISING = ["sample", "ising1d", "--size", "6", "--temps", "0.5,2.0", *RUN]
@@ -157,8 +157,8 @@ def test_options_a_plugin_sampler_lacks(
 def test_run_length_defaults_are_metropolis_defaults() -> None:
     """The commands' literal run-length defaults (kept literal so that the command line starts
     without jax) are the sampler's own: the paper's protocol."""
-    from spinbench.commands.common import RUN_LENGTH_DEFAULTS
-    from spinbench.samplers.metropolis import Metropolis
+    from spinbench._commands.common import RUN_LENGTH_DEFAULTS
+    from spinbench.samplers._metropolis import Metropolis
 
     default = Metropolis()
     assert {

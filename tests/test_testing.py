@@ -17,7 +17,7 @@ from jaxtyping import Array, PRNGKeyArray
 import spinbench
 from spinbench import registry as registry_module
 from spinbench.models import XY1D, Ising1D, Ising2D
-from spinbench.samplers.metropolis import Metropolis
+from spinbench.samplers._metropolis import Metropolis
 from spinbench.testing import (
     CHI2_THRESHOLD,
     GENERATOR_CHECKS,

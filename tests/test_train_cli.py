@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from spinbench.cli import main
-from spinbench.commands import train as train_module
-from spinbench.commands.train import parse_option, train_records
+from spinbench._commands import train as train_module
+from spinbench._commands.train import parse_option, train_records
 from spinbench.generators import DenseVAE, TrainedGenerator
 from spinbench.models import Ising1D
-from spinbench.samples import Samples
+from spinbench._samples import Samples
 
 REFERENCE = ["--reference-chains", "20", "--warmup", "100", "--sweeps", "500", "--every", "1"]
 TRAIN = ["train", "dense-vae", "ising1d", "--size", "6", "--temps", "0.5,4.0", *REFERENCE]

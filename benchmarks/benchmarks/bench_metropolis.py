@@ -2,7 +2,7 @@
 batch shapes (temperatures x chains), and the peak memory of a run.
 
 ``checkerboard`` is the sampler's checkerboard update (for Ising2D: the multi-spin-coded
-kernel of ``spinbench.samplers.fast_ising``), ``checkerboard-generic`` the same update held to
+kernel of ``spinbench.samplers._packed``), ``checkerboard-generic`` the same update held to
 the generic kernel every model gets, ``random-site`` the paper's update. One call runs a fixed
 number of sweeps of every chain in one jitted program; compilation happens in ``setup``.
 """
@@ -18,8 +18,8 @@ FLIPS_PER_CALL = 2_000_000
 
 
 def _sampler(update: str, chains: int) -> Any:
-    from spinbench.bench import GenericMetropolis
-    from spinbench.samplers.metropolis import Metropolis
+    from spinbench._throughput import GenericMetropolis
+    from spinbench.samplers._metropolis import Metropolis
 
     if update == "checkerboard-generic":
         return GenericMetropolis(chains=chains, warmup=0, sweeps=1, every=1, update="checkerboard")
@@ -122,7 +122,7 @@ class Sample:
         import numpy as np
 
         from spinbench.models import Ising2D
-        from spinbench.samplers.metropolis import Metropolis
+        from spinbench.samplers._metropolis import Metropolis
 
         self.model = Ising2D.from_size(10)
         self.temps = np.linspace(1.5, 3.5, 5)

@@ -3,23 +3,26 @@
 Every function takes temperatures (validated by :func:`spinbench.temperatures.check_temperatures`)
 and returns float64 values per site (``ln_z`` is the total lnZ of the finite system, or lnZ per
 site for the infinite lattice) in an :class:`ExactResult`. A temperature colder than a solver
-resolves is a ValueError naming its limit on |J|/T, not a NaN.
+resolves is an :class:`~spinbench.ExactSolutionError` naming its limit on |J|/T, not a NaN.
 """
 
-from .enumerate import (
+from ._enumerate import (
+    ENUMERATION_MAX_STATES,
     boltzmann_log_probabilities,
     can_enumerate,
     enumerate_energy_distribution,
     enumerate_exact,
     enumerate_states,
+    has_at_most_states,
     state_index,
 )
-from .ising1d import ising1d_energy_distribution, ising1d_exact
-from .ising2d import ISING2D_TC, FrustratedTorusError, ising2d_infinite, ising2d_torus
-from .result import EnergyDistribution, ExactResult
-from .xy1d import xy1d_exact
+from ._ising1d import ising1d_energy_distribution, ising1d_exact
+from ._ising2d import ISING2D_TC, FrustratedTorusError, ising2d_infinite, ising2d_torus
+from ._result import EnergyDistribution, ExactResult
+from ._xy1d import xy1d_exact
 
 __all__ = [
+    "ENUMERATION_MAX_STATES",
     "ISING2D_TC",
     "EnergyDistribution",
     "ExactResult",
@@ -29,6 +32,7 @@ __all__ = [
     "enumerate_energy_distribution",
     "enumerate_exact",
     "enumerate_states",
+    "has_at_most_states",
     "ising1d_energy_distribution",
     "ising1d_exact",
     "ising2d_infinite",

@@ -13,6 +13,7 @@ import math
 import numpy as np
 from scipy.special import logsumexp
 
+from .._errors import ExactSolutionError
 from .._plain import plain
 
 BOUNDARIES = ("free", "periodic")
@@ -22,7 +23,7 @@ def check_coupling(J: float) -> float:
     """The coupling as a float; it must be finite and non-zero."""
     J = float(J)
     if not math.isfinite(J) or J == 0.0:
-        raise ValueError(f"coupling J must be finite and non-zero, got {J}")
+        raise ExactSolutionError(f"coupling J must be finite and non-zero, got {J}")
     return J
 
 
@@ -40,13 +41,13 @@ MAX_COUPLING_WHY = (
 def reduced_couplings(
     temps: np.ndarray, J: float, limit: float, solver: str, why: str
 ) -> np.ndarray:
-    """|J|/T for each temperature, or a ValueError naming ``solver``'s limit on it, the lowest T
-    it allows and the first T beyond it, with ``why`` the limit is there."""
+    """|J|/T for each temperature, or an ExactSolutionError naming ``solver``'s limit on it,
+    the lowest T it allows and the first T beyond it, with ``why`` the limit is there."""
     with np.errstate(over="ignore"):
         k = abs(J) / temps
     beyond = ~(k <= limit)
     if np.any(beyond):
-        raise ValueError(
+        raise ExactSolutionError(
             f"{solver} needs |J|/T <= {limit:g}, i.e. T >= {abs(J) / limit:.6g} for |J| = "
             f"{abs(J):g}; got T = {float(temps[beyond][0]):g} ({why})"
         )
@@ -56,14 +57,14 @@ def reduced_couplings(
 def check_length(n: int, what: str = "n") -> int:
     """A lattice length: an integer >= 2."""
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
-        raise ValueError(f"{what} must be an integer >= 2, got {plain(n)!r}")
+        raise ExactSolutionError(f"{what} must be an integer >= 2, got {plain(n)!r}")
     return int(n)
 
 
 def check_boundary(boundary: str) -> str:
     """A chain boundary condition: 'free' or 'periodic'."""
     if boundary not in BOUNDARIES:
-        raise ValueError(f"boundary must be 'free' or 'periodic', got {boundary!r}")
+        raise ExactSolutionError(f"boundary must be 'free' or 'periodic', got {boundary!r}")
     return boundary
 
 

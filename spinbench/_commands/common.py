@@ -1,0 +1,190 @@
+"""Options and output helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+import numpy as np
+
+from .._atomic import encode_json
+from .._registry import RegistryError, get_model
+from ..models._base import AbstractModel, ModelError
+from ..temperatures import parse_temps
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMATS = ("table", "json", "csv")
+
+
+def format_option(choices: Sequence[str] = FORMATS) -> Callable[[F], F]:
+    """``--format`` with the given choices, ``table`` by default."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(list(choices)),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def temps_option(required: bool = True) -> Callable[[F], F]:
+    """``--temps`` as a comma list ``1.0,2.5`` or a range ``start:stop:count``."""
+    return click.option(
+        "--temps",
+        required=required,
+        callback=_parse_temps_callback,
+        help="Temperatures: a comma list '1.0,2.5' or a range 'start:stop:count' (inclusive).",
+    )
+
+
+def model_options(function: F) -> F:
+    """``--size``, ``--temps``, ``--boundary`` and ``--coupling``: a model and its grid."""
+    decorators = [
+        click.option(
+            "--size", required=True, help="Lattice size: '6' for a chain, '10' or '10x12'."
+        ),
+        temps_option(),
+        click.option(
+            "--boundary",
+            type=click.Choice(["free", "periodic"]),
+            default=None,
+            help="Boundary condition (default: the model's own, free for chains).",
+        ),
+        click.option(
+            "--coupling", "J", type=float, default=1.0, show_default=True, help="Coupling J."
+        ),
+    ]
+    return _stacked(decorators)(function)
+
+
+#: Metropolis's run length (the paper's protocol), the defaults of the run-length options; the
+#: literals keep the samplers, and with them jax, out of the command line's start-up.
+RUN_LENGTH_DEFAULTS = {"chains": 20, "warmup": 2000, "sweeps": 10000, "every": 20}
+
+
+def run_length_options(
+    *, chains: str = "--chains", checked: bool = False, subject: str = ""
+) -> Callable[[F], F]:
+    """``--chains`` (or the spelling ``chains``), ``--warmup``, ``--sweeps`` and ``--every``.
+
+    ``checked``: click refuses counts out of range (for a Metropolis run the command builds);
+    otherwise any integer passes to the sampler, whose own check names its rule. ``subject``
+    starts each help text (e.g. ``"Metropolis"``)."""
+
+    def count(minimum: int) -> Any:
+        return click.IntRange(min=minimum) if checked else int
+
+    def described(text: str) -> str:
+        return f"{subject} {text}." if subject else f"{text[0].upper()}{text[1:]}."
+
+    decorators = [
+        click.option(
+            chains,
+            "chains",
+            type=count(1),
+            default=RUN_LENGTH_DEFAULTS["chains"],
+            show_default=True,
+            help=described("chains per T"),
+        ),
+        click.option(
+            "--warmup",
+            type=count(0),
+            default=RUN_LENGTH_DEFAULTS["warmup"],
+            show_default=True,
+            help=described("warm-up sweeps"),
+        ),
+        click.option(
+            "--sweeps",
+            type=count(1),
+            default=RUN_LENGTH_DEFAULTS["sweeps"],
+            show_default=True,
+            help=described("measured sweeps"),
+        ),
+        click.option(
+            "--every",
+            type=count(1),
+            default=RUN_LENGTH_DEFAULTS["every"],
+            show_default=True,
+            help=described("sweeps between measurements"),
+        ),
+    ]
+    return _stacked(decorators)
+
+
+def _stacked(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """One decorator applying ``decorators`` so that their options list in that order."""
+
+    def apply(function: F) -> F:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+def _parse_temps_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_temps(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from error
+
+
+def build_model(name: str, size: str, boundary: str | None, J: float = 1.0) -> AbstractModel:
+    """Resolve a model by name and build it, turning user errors into click errors."""
+    try:
+        cls = get_model(name)
+        return cls.from_size(size, boundary=boundary, J=J)  # type: ignore[attr-defined]
+    except (RegistryError, ModelError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def clean(value: Any) -> Any:
+    """A plain value: numpy scalars as Python ones, NaN as None (blank, never a fake number);
+    infinities stay (printed ``inf``; a z of inf is a zero error bar on a wrong value)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def emit(records: list[dict[str, Any]], output_format: str, columns: Sequence[str]) -> None:
+    """Print records as an aligned table, JSON (a list of flat records) or CSV."""
+    rows = [{c: clean(r.get(c)) for c in columns} for r in records]
+    if output_format == "json":
+        click.echo(json.dumps(encode_json(rows), indent=2))
+    elif output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        click.echo(render_table(rows, columns))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def render_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as a plain aligned text table."""
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)

@@ -1,0 +1,397 @@
+"""The report of a run: a markdown summary and the figures, rebuilt from the run folder.
+
+``spinbench report DIR`` calls :func:`write_report`, as does every run. It reads the grid
+(``grid.toml``) and the cell records whose digests match it (:mod:`spinbench._run_folder`),
+renders the summary and every figure first, and only then replaces ``summary.md`` and
+``figures/``, so a report that cannot finish leaves the previous one in place. A partial run
+is reported as such (how many cells are missing); a figure that cannot be drawn is named with
+the reason, never silently left out.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._analysis import exact_where_known
+from ._atomic import atomic_directory, write_text_atomic
+from ._errors import ReportError
+from ._grid import GridError, GridSpec, ModelSpec, parse_grid
+from ._plan import Plan, make_plan
+from ._run_folder import FLAGGED_STATUSES, RunFolder, flagged_rows, rows_to_table
+from ._samples import DamagedSamples, Samples
+
+__all__ = ["Report", "ReportError", "load_run", "summarise", "write_report"]
+
+#: Observables whose |z| enters the summary's "mean abs(z)" (its worst |z| takes every one).
+Z_OBSERVABLES = ("energy", "correlation")
+#: Most distinct energy levels drawn as one bin each in the histogram panels.
+MAX_LEVEL_BINS = 200
+
+
+@dataclass
+class Report:
+    """What :func:`write_report` wrote and what it could not."""
+
+    summary: Path
+    figures: list[Path] = field(default_factory=list)
+    missing_cells: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def load_run(out: str | os.PathLike[str]) -> tuple[Plan, pd.DataFrame, list[str]]:
+    """The plan of a run folder's grid, the rows of its cells that match it, and the ids of
+    the method cells that are missing (not run yet, failed to be written or damaged)."""
+    folder = RunFolder(out)
+    if not folder.path.is_dir() or not folder.is_run():
+        raise ReportError(
+            f"{folder.path} holds no spinbench results (no grid.toml and cells/ of a run)"
+        )
+    text = folder.previous_grid()
+    if text is None:
+        raise ReportError(f"{folder.grid} is missing or unreadable: it names the run's cells")
+    try:
+        plan = make_plan(parse_grid(text, str(folder.grid)))
+    except GridError as error:
+        raise ReportError(f"{folder.grid} cannot be used: {error}") from error
+    rows: list[dict[str, Any]] = []
+    missing = []
+    for cell in plan.method_cells():
+        state = folder.read_cell(cell.id, cell.digest)
+        if state.record is None:
+            missing.append(cell.id)
+        else:
+            rows += state.record["rows"]
+    return plan, rows_to_table(rows), missing
+
+
+# ---------------------------------------------------------------------------- summary
+def _abs_z(frame: pd.DataFrame) -> pd.Series:
+    return frame["z"].astype(float).abs().dropna()
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """One line per (model, size, method): |z| (mean over energy and correlation rows, worst
+    over every row), relative errors, distances, flagged rows, wall time and failures."""
+    lines = []
+    for (model, size, method), group in table.groupby(["model", "size", "method"], sort=False):
+        usable = group[group["status"].isin(["ok", *FLAGGED_STATUSES])]
+        zs = _abs_z(usable[usable["observable"].isin(Z_OBSERVABLES)])
+        every_z = _abs_z(usable)
+        energy = usable[usable["observable"] == "energy"]["rel_error"].astype(float).dropna()
+        correlation = usable[usable["observable"] == "correlation"]["rel_error"].dropna()
+        tv = usable[usable["observable"] == "energy_tv"]
+        failures = group[group["status"] == "failed"]
+        lines.append(
+            {
+                "model": model,
+                "size": size,
+                "method": method,
+                "mean abs(z)": zs.mean() if len(zs) else np.nan,
+                "worst abs(z)": every_z.max() if len(every_z) else np.nan,
+                "energy rel. error": energy.mean() if len(energy) else np.nan,
+                "correlation rel. error": correlation.astype(float).mean()
+                if len(correlation)
+                else np.nan,
+                "energy TV": tv["estimate"].astype(float).mean() if len(tv) else np.nan,
+                "TV noise floor": tv["noise_floor"].astype(float).mean() if len(tv) else np.nan,
+                "flagged rows": int(group["status"].isin(FLAGGED_STATUSES).sum()),
+                "wall time (s)": float(group["wall_time"].astype(float).max()),
+                "failures": "; ".join(str(reason) for reason in failures["reason"]),
+            }
+        )
+    return pd.DataFrame(lines)
+
+
+def _format(column: str, value: Any) -> str:
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return "–"
+        if math.isinf(value):
+            return "inf"
+        if column.startswith("wall time"):
+            return f"{value:.1f}"
+        return f"{value:.3g}"
+    return "" if value is None else str(value).replace("|", "/")
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    columns = list(frame.columns)
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in frame.itertuples(index=False):
+        out.append(
+            "| " + " | ".join(_format(c, v) for c, v in zip(columns, row, strict=True)) + " |"
+        )
+    return "\n".join(out)
+
+
+def summary_text(table: pd.DataFrame, missing: list[str], total: int, problems: list[str]) -> str:
+    """The whole summary.md."""
+    text = [
+        "# spinbench results",
+        "",
+    ]
+    if missing:
+        text += [
+            f"**Partial run: {len(missing)} of {total} cells are missing** "
+            f"({', '.join(missing)}); run the grid again with the same --out to finish it.",
+            "",
+        ]
+    text += [
+        "One line per model and method. abs(z) = |estimate - exact| / stderr; the mean is over",
+        "energy and correlation rows, the worst over every row (values below about 3 are",
+        "consistent with the exact solution; inf: a zero error bar on a wrong value). Relative",
+        "errors are against the exact solution, only where it is not near zero. Energy TV is the",
+        "total-variation distance of the energy histogram from the exact distribution (or the",
+        "Monte Carlo reference), beside the noise floor that sampling alone gives at the same",
+        "sample size. Flagged rows are results that cannot be trusted (unconverged chains, a",
+        "degenerate sample, diverged training); they are listed below the table.",
+        "",
+        _markdown(summarise(table)) if len(table) else "(no finished cells)",
+        "",
+    ]
+    flagged = [f"- {line}" for line in flagged_rows(table)]
+    if flagged:
+        text += [f"## Flagged rows ({len(flagged)})", "", *flagged, ""]
+    if problems:
+        text += ["## Not drawn", "", *(f"- {p}" for p in problems), ""]
+    text += [
+        "Full table: `results.csv` / `results.json`; figures: `figures/`;",
+        "provenance: `provenance.json`.",
+        "",
+    ]
+    return "\n".join(text)
+
+
+# ---------------------------------------------------------------------------- figures
+def _method_samples(out: Path, spec: ModelSpec, method: str) -> Samples | None:
+    path = out / "samples" / f"{spec.label()}-{method}"
+    return Samples.load(path) if path.exists() else None
+
+
+def _level_edges(levels: np.ndarray) -> np.ndarray:
+    """Bin edges halfway between consecutive energy levels (one bin per level)."""
+    levels = np.unique(levels)
+    if len(levels) == 1:
+        return np.array([levels[0] - 0.5, levels[0] + 0.5])
+    middle = (levels[1:] + levels[:-1]) / 2
+    return np.concatenate(
+        [[levels[0] - (middle[0] - levels[0])], middle, [levels[-1] + (levels[-1] - middle[-1])]]
+    )
+
+
+def _histogram_bins(model: Any, T: float, energies: list[np.ndarray]) -> Any:
+    """One bin per energy level for a discrete model (from its exact spectrum, or the values
+    seen when few), else 30 equal bins."""
+    if model.is_discrete:
+        try:
+            exact = model.exact_energy_distribution(np.asarray([T]))
+        except ValueError:  # below the solver's temperature limit: bin what was seen
+            exact = None
+        if exact is not None and len(exact.levels) <= MAX_LEVEL_BINS:
+            return _level_edges(np.asarray(exact.levels) / model.n_sites)
+        seen = np.unique(np.round(np.concatenate(energies), 6)) if energies else np.zeros(0)
+        if 0 < len(seen) <= MAX_LEVEL_BINS:
+            return _level_edges(seen)
+    return 30
+
+
+def _legend(axis: Any, size: int) -> None:
+    """A legend where the panel has labelled artists (an empty one only warns)."""
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=size)
+
+
+class _Figures:
+    """Draws Figure 2 (per model) and Figure 3 (2D configurations) into a folder, recording
+    what it could not draw."""
+
+    def __init__(self, out: Path, folder: Path) -> None:
+        self.out, self.folder = out, folder
+        self.problems: list[str] = []
+
+    def samples(self, spec: ModelSpec, method: str, figure: str) -> Samples | None:
+        try:
+            samples = _method_samples(self.out, spec, method)
+        except DamagedSamples as error:
+            self.problems.append(f"{figure}: {method} left out: {error}")
+            return None
+        if samples is None:
+            self.problems.append(
+                f"{figure}: {method} left out: its samples (samples/{spec.label()}-{method}) "
+                "are missing"
+            )
+        return samples
+
+    def figure2(self, spec: ModelSpec, model: Any, rows: pd.DataFrame) -> Path:
+        import matplotlib.pyplot as plt
+
+        from ._analysis import measure
+
+        name = f"figure2-{spec.label()}.png"
+        methods = list(dict.fromkeys(rows["method"]))
+        hist_temps = list(spec.histogram_temps) or [float(spec.temps[len(spec.temps) // 2])]
+        figure, axes = plt.subplots(
+            1, 2 + len(hist_temps), figsize=(4.2 * (2 + len(hist_temps)), 3.8), squeeze=False
+        )
+        energy_axis, correlation_axis = axes[0, 0], axes[0, 1]
+        dense = np.linspace(float(spec.temps.min()), float(spec.temps.max()), 200)
+        exact = exact_where_known(model, dense)
+        if exact is not None and exact.energy is not None:
+            energy_axis.plot(dense, exact.energy, "g-", label=f"exact ({model.size})")
+        if hasattr(model, "exact_infinite"):
+            infinite = model.exact_infinite(dense)
+            energy_axis.plot(dense, infinite.energy, "k:", label="exact (infinite lattice)")
+        markers = "osD^vx+*"
+        for index, method in enumerate(methods):
+            ok = rows[(rows["method"] == method) & (rows["status"] != "failed")]
+            energy = ok[ok["observable"] == "energy"].sort_values("T")
+            energy_axis.errorbar(
+                energy["T"],
+                energy["estimate"],
+                yerr=energy["stderr"],
+                fmt=markers[index % 8],
+                ms=4,
+                capsize=2,
+                label=method,
+            )
+            correlation = ok[(ok["observable"] == "correlation")]
+            for r in (1, 2, 3):
+                at_r = correlation[correlation["r"] == r].sort_values("T")
+                if at_r.empty:
+                    continue
+                correlation_axis.errorbar(
+                    at_r["T"],
+                    at_r["estimate"],
+                    yerr=at_r["stderr"],
+                    fmt=markers[index % 8],
+                    ms=3,
+                    capsize=2,
+                    label=f"{method} r={r}" if index == 0 or r == 1 else None,
+                    color=f"C{index}",
+                    alpha=1.0 - 0.25 * (r - 1),
+                )
+        if exact is not None and exact.correlation is not None and exact.distances is not None:
+            for j in range(min(3, len(exact.distances))):
+                correlation_axis.plot(dense, exact.correlation[:, j], "g-", lw=1)
+        energy_axis.set(xlabel="T", ylabel="E / N", title=f"{model.name} {model.size}: energy")
+        correlation_axis.set(xlabel="T", ylabel="<s_i s_i+r>", title="correlation, r = 1, 2, 3")
+        _legend(energy_axis, 7)
+        _legend(correlation_axis, 6)
+        loaded = {m: self.samples(spec, m, name) for m in methods}
+        for axis, T in zip(axes[0, 2:], hist_temps, strict=True):
+            index = int(np.argmin(np.abs(spec.temps - T)))
+            T_used = float(spec.temps[index])
+            energies = {
+                m: np.asarray(measure(model, s.states[index : index + 1])["energy"]).ravel()
+                for m, s in loaded.items()
+                if s is not None
+            }
+            bins = _histogram_bins(model, T_used, list(energies.values()))
+            for m_index, method in enumerate(methods):
+                if method in energies:
+                    axis.hist(
+                        energies[method],
+                        bins=bins,
+                        density=True,
+                        histtype="step",
+                        color=f"C{m_index}",
+                        label=method,
+                    )
+            axis.set(xlabel="E / N", ylabel="density", title=f"energy histogram, T = {T_used:.3g}")
+            _legend(axis, 7)
+        figure.tight_layout()
+        path = self.folder / name
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        return path
+
+    def figure3(self, spec: ModelSpec, model: Any, rows: pd.DataFrame) -> Path | None:
+        """Configurations at T_c and above, each with energy equal to its method's mean."""
+        import matplotlib.pyplot as plt
+
+        from ._analysis import measure
+
+        name = f"figure3-{spec.label()}.png"
+        critical = model.critical_temperature or float(np.median(spec.temps))
+        at_tc = int(np.argmin(np.abs(spec.temps - critical)))
+        above = [i for i, T in enumerate(spec.temps) if critical * 1.15 < T]
+        columns = [at_tc] + ([above[0]] if above else [])
+        loaded = [(m, self.samples(spec, m, name)) for m in dict.fromkeys(rows["method"])]
+        methods = [(m, s) for m, s in loaded if s is not None]
+        if not methods:
+            self.problems.append(f"{name}: not drawn: no method's samples are there")
+            return None
+        figure, axes = plt.subplots(
+            len(methods),
+            len(columns),
+            figsize=(2.6 * len(columns), 2.6 * len(methods)),
+            squeeze=False,
+        )
+        for i, (method, samples) in enumerate(methods):
+            for j, t_index in enumerate(columns):
+                states = samples.states[t_index].reshape(-1, *model.shape)
+                energies = np.asarray(measure(model, states[None, None])["energy"]).ravel()
+                pick = int(np.argmin(np.abs(energies - energies.mean())))
+                axes[i, j].imshow(states[pick], cmap="gray", vmin=-1, vmax=1)
+                axes[i, j].set_xticks([])
+                axes[i, j].set_yticks([])
+                axes[i, j].set_title(
+                    f"{method}, T={spec.temps[t_index]:.3g}\nE/N={energies[pick]:.3f}", fontsize=8
+                )
+        figure.tight_layout()
+        path = self.folder / name
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        return path
+
+
+def _draw(out: Path, folder: Path, grid: GridSpec, plan: Plan, table: pd.DataFrame) -> _Figures:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figures = _Figures(out, folder)
+    for spec in grid.models:
+        model = plan.models[spec.label()]
+        rows = table[(table["model"] == model.name) & (table["size"] == model.size)]
+        if rows.empty:
+            figures.problems.append(f"figure2-{spec.label()}.png: not drawn: no finished cells")
+            continue
+        figures.figure2(spec, model, rows)
+        if len(model.shape) == 2 and model.is_discrete:
+            figures.figure3(spec, model, rows)
+    return figures
+
+
+def write_report(
+    out: str | os.PathLike[str], *, plan: Plan | None = None, table: pd.DataFrame | None = None
+) -> Report:
+    """Rebuild summary.md and figures/ of a run folder from its cells and samples.
+
+    A run passes its ``plan`` and ``table`` (every cell done); otherwise both are read from
+    the folder. Raises :class:`ReportError` for a folder that is not a run or whose grid is
+    damaged.
+    """
+    folder = Path(out)
+    missing: list[str] = []
+    if plan is None or table is None:
+        plan, table, missing = load_run(folder)
+    with atomic_directory(folder / "figures") as staging:
+        figures = _draw(folder, staging, plan.spec, plan, table)
+        names = sorted(p.name for p in staging.iterdir())
+    total = len(plan.method_cells())
+    summary = write_text_atomic(
+        folder / "summary.md", summary_text(table, missing, total, figures.problems)
+    )
+    return Report(
+        summary=summary,
+        figures=[folder / "figures" / name for name in names],
+        missing_cells=missing,
+        problems=figures.problems,
+    )

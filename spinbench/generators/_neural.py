@@ -1,0 +1,269 @@
+"""The shared neural generator: options, ``fit`` and ``generate`` for networks trained per
+temperature.
+
+:class:`AbstractNeuralGenerator` is what the built-in VAE, dense VAE and AVB share, and what a
+plugin's network can build on: a concrete subclass declares its options as static fields and
+provides :meth:`~AbstractNeuralGenerator.network` (one temperature's untrained network, with
+``decode`` and ``latent_dim``) and :meth:`~AbstractNeuralGenerator.objective` (its
+per-temperature update rule); training runs every temperature in one program
+(:func:`~spinbench.generators.train`) and generation decodes prior draws.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import numpy as np
+from jax import lax
+from jaxtyping import Array, PRNGKeyArray, PyTree
+
+from .._errors import UnsupportedModelError
+from .._plain import plain
+from .._samples import Samples
+from ..models._base import AbstractModel
+from ._base import AbstractGenerator, TrainedGenerator
+from ._conv import BoundaryConv, is_none
+from ._likelihoods import (
+    LIKELIHOODS,
+    READOUTS,
+    AbstractLikelihood,
+    encode_spins,
+    likelihood_for,
+    likelihood_problem,
+)
+from ._training import AbstractObjective, TrainConfig, train
+
+__all__ = [
+    "GENERATE_CHUNK",
+    "MAX_DEFAULT_LATENT",
+    "AbstractNeuralGenerator",
+    "check_float",
+    "check_positive_int",
+    "initialise",
+]
+
+#: Decoded configurations are generated in batches of this many per temperature.
+GENERATE_CHUNK = 1000
+#: Largest latent dimension chosen by default (``latent_dim=None`` means ``min(n_sites, this)``).
+MAX_DEFAULT_LATENT = 32
+
+
+class AbstractNeuralGenerator(AbstractGenerator):
+    """Shared behaviour of the built-in neural generators (VAE, dense VAE, AVB).
+
+    A concrete subclass declares every option as a static field and provides
+    :meth:`network` (one temperature's untrained network, which has ``decode`` and a
+    ``latent_dim`` property) and :meth:`objective` (its per-temperature update rule).
+    """
+
+    epochs: eqx.AbstractVar[int]
+    steps: eqx.AbstractVar[int | None]
+    batch_size: eqx.AbstractVar[int]
+    learning_rate: eqx.AbstractVar[float]
+    latent_dim: eqx.AbstractVar[int | None]
+    likelihood: eqx.AbstractVar[str]
+    readout: eqx.AbstractVar[str]
+    kl_warmup_epochs: eqx.AbstractVar[int]
+    patience: eqx.AbstractVar[int | None]
+    min_delta: eqx.AbstractVar[float]
+
+    # -- options
+    def _check_options(self) -> None:
+        """Validate the shared options (called from each subclass's ``__check_init__``)."""
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size}
+        optional = {
+            "steps": self.steps,
+            "latent_dim": self.latent_dim,
+            "patience": self.patience,
+        }
+        given = {k: v for k, v in optional.items() if v is not None}
+        for name, value in {**positive, **given}.items():
+            check_positive_int(name, value)
+        if (
+            isinstance(self.kl_warmup_epochs, bool)
+            or not isinstance(self.kl_warmup_epochs, int | np.integer)
+            or self.kl_warmup_epochs < 0
+        ):
+            raise ValueError(
+                "kl_warmup_epochs must be a non-negative integer, "
+                f"got {plain(self.kl_warmup_epochs)!r}"
+            )
+        check_float("learning_rate", self.learning_rate, positive=True)
+        check_float("min_delta", self.min_delta, positive=False)
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(
+                f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}"
+            )
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {self.readout!r}")
+
+    def resolved_readout(self) -> str:
+        """``readout`` with ``"auto"`` resolved: the mean for gaussian, a sample otherwise."""
+        if self.readout != "auto":
+            return self.readout
+        return "mean" if self.likelihood == "gaussian" else "sample"
+
+    def latent_size(self, model: AbstractModel) -> int:
+        """The latent dimension for ``model``: ``latent_dim`` or ``min(n_sites, 32)``."""
+        if self.latent_dim is not None:
+            return int(self.latent_dim)
+        return min(model.n_sites, MAX_DEFAULT_LATENT)
+
+    def output_likelihood(self, model: AbstractModel) -> AbstractLikelihood:
+        """The decoder's likelihood for ``model``'s spins."""
+        return likelihood_for(self.likelihood, model, self.resolved_readout())
+
+    def supports(self, model: AbstractModel) -> str | None:
+        return likelihood_problem(model, self.likelihood, self.resolved_readout())
+
+    def train_config(self) -> TrainConfig:
+        """The training schedule these options ask for."""
+        return TrainConfig(
+            epochs=int(self.epochs),
+            batch_size=int(self.batch_size),
+            steps=None if self.steps is None else int(self.steps),
+            patience=None if self.patience is None else int(self.patience),
+            min_delta=float(self.min_delta),
+            description=f"training {self.name}",
+        )
+
+    # -- the contract
+    @abc.abstractmethod
+    def network(self, model: AbstractModel, *, key: PRNGKeyArray) -> eqx.Module:
+        """One temperature's untrained network (it has ``decode(z)`` and ``latent_dim``)."""
+
+    @abc.abstractmethod
+    def objective(self, model: AbstractModel) -> AbstractObjective:
+        """One temperature's update rule (:func:`~spinbench.generators.train` runs it)."""
+
+    def init(self, model: AbstractModel, n_temps: int, *, key: PRNGKeyArray) -> PyTree:
+        return _init(self, model, int(n_temps), key)
+
+    def fit(
+        self,
+        model: AbstractModel,
+        data: Samples,
+        *,
+        key: PRNGKeyArray,
+        progress: bool | None = None,
+    ) -> TrainedGenerator:
+        reason = self.supports(model)
+        if reason is not None:
+            raise UnsupportedModelError(f"{self.name} cannot learn {model.name}: {reason}")
+        states = np.asarray(data.states)
+        if tuple(states.shape[3:]) != tuple(model.shape):
+            raise ValueError(
+                f"training data have lattice shape {tuple(states.shape[3:])}, "
+                f"but the model is {model.describe()}"
+            )
+        temps = np.asarray(data.temps, np.float64)
+        flat = states.reshape(states.shape[0], -1, *model.shape)
+        features = encode_spins(model, flat)
+        init_key, train_key = jax.random.split(key)
+        params = self.init(model, len(temps), key=init_key)
+        config = dataclasses.replace(self.train_config(), progress=progress)
+        result = train(self.objective(model), params, features, config, key=train_key)
+        return TrainedGenerator(
+            generator=self,
+            model=model,
+            temps=temps,
+            params=result.params,
+            history=result.history,
+            diverged_step=result.diverged_step,
+            stopped_epoch=result.stopped_epoch,
+            info={
+                "steps_per_epoch": result.steps_per_epoch,
+                "batch_size": result.batch_size,
+                "epochs_run": result.epochs_run,
+                "steps_run": [int(s) for s in result.steps_run],
+                "training_samples": int(flat.shape[1]),
+            },
+        )
+
+    def generate_states(
+        self, model: AbstractModel, params: PyTree, n: int, *, key: PRNGKeyArray
+    ) -> Array:
+        if n < 1:
+            raise ValueError(f"n must be a positive number of samples, got {n}")
+        return _generate(self.output_likelihood(model), model.dtype, params, int(n), key)
+
+
+def _is_layer(node: Any) -> bool:
+    return isinstance(node, eqx.nn.Linear | BoundaryConv)
+
+
+def initialise(skeleton: PyTree, *, key: PRNGKeyArray) -> PyTree:
+    """Equinox's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weights and
+    biases of every dense and convolutional layer, drawn from a single uniform sample.
+
+    One draw instead of one per layer: each ``jax.random`` call site costs about half a second
+    of XLA compilation on a CPU. ``skeleton`` may hold shapes only (``eqx.filter_eval_shape``).
+    """
+    layers = [n for n in jax.tree_util.tree_leaves(skeleton, is_leaf=_is_layer) if _is_layer(n)]
+    sizes = [layer.weight.size + (0 if layer.bias is None else layer.bias.size) for layer in layers]
+    draws = jax.random.uniform(key, (sum(sizes),), minval=-1.0, maxval=1.0)
+    filled, start = [], 0
+    for layer, size in zip(layers, sizes, strict=True):
+        limit = 1.0 / math.sqrt(math.prod(layer.weight.shape[1:]))
+        chunk = draws[start : start + size] * limit
+        start += size
+        n_weight = layer.weight.size
+        weight = chunk[:n_weight].reshape(layer.weight.shape)
+        bias = None if layer.bias is None else chunk[n_weight:].reshape(layer.bias.shape)
+        filled.append(
+            eqx.tree_at(lambda m: (m.weight, m.bias), layer, (weight, bias), is_leaf=is_none)
+        )
+    return eqx.tree_at(
+        lambda net: [n for n in jax.tree_util.tree_leaves(net, is_leaf=_is_layer) if _is_layer(n)],
+        skeleton,
+        filled,
+    )
+
+
+@eqx.filter_jit
+def _init(
+    generator: AbstractNeuralGenerator, model: AbstractModel, n_temps: int, key: PRNGKeyArray
+) -> PyTree:
+    """One network per temperature, stacked (see :func:`initialise`)."""
+    skeleton = eqx.filter_eval_shape(lambda: generator.network(model, key=jax.random.key(0)))
+    return eqx.filter_vmap(lambda k: initialise(skeleton, key=k))(jax.random.split(key, n_temps))
+
+
+@eqx.filter_jit
+def _generate(
+    likelihood: AbstractLikelihood, dtype: Any, params: PyTree, n: int, key: PRNGKeyArray
+) -> Array:
+    """Decode ``n`` prior draws per temperature, in chunks of at most GENERATE_CHUNK."""
+    chunk = min(n, GENERATE_CHUNK)
+    n_chunks = -(-n // chunk)
+    n_temps = jax.tree_util.tree_leaves(eqx.filter(params, eqx.is_array))[0].shape[0]
+    keys = jax.random.split(key, n_temps)
+
+    def one_temperature(net: Any, key_t: PRNGKeyArray) -> Array:
+        def one_chunk(k: PRNGKeyArray) -> Array:
+            kz, kr = jax.random.split(k)
+            z = jax.random.normal(kz, (chunk, net.latent_dim))
+            return likelihood.to_spins(jax.vmap(net.decode)(z), key=kr, dtype=dtype)
+
+        out = lax.map(one_chunk, jax.random.split(key_t, n_chunks))
+        return out.reshape(n_chunks * chunk, *out.shape[2:])[:n]
+
+    return eqx.filter_vmap(one_temperature)(params, keys)
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {plain(value)!r}")
+
+
+def check_float(name: str, value: Any, *, positive: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise ValueError(f"{name} must be a number, got {plain(value)!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        kind = "positive" if positive else "non-negative"
+        raise ValueError(f"{name} must be a finite {kind} number, got {plain(value)!r}")
