@@ -15,6 +15,11 @@ class ExactResult:
     per site.
     ``correlation`` has shape (temps, len(distances)); entries that are not known exactly are
     NaN, and a whole field that is unknown is None.
+
+    ``extra`` holds exact values of observables beyond these fields, by observable name, each
+    (temps,) or (temps, r): e.g. ``{"magnetization": ...}`` for the signed <sum_i s_i / N> of a
+    chain in a field. It is how a model gives exact values for any observable it measures:
+    :meth:`observable` looks a name up there when it is not one of the fields above.
     """
 
     temps: np.ndarray
@@ -26,16 +31,21 @@ class ExactResult:
     distances: np.ndarray | None = None
     source: str = ""
     notes: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def observable(self, name: str) -> np.ndarray | None:
-        """The exact values of one observable (temps,) or (temps, r), or None if unknown."""
-        return {
+        """The exact values of one observable (temps,) or (temps, r), or None if unknown:
+        a field above by its name, or else ``extra[name]``."""
+        fixed = {
             "ln_z": self.ln_z,
             "energy": self.energy,
             "heat_capacity": self.heat_capacity,
             "abs_magnetization": self.abs_magnetization,
             "correlation": self.correlation,
-        }.get(name)
+        }
+        if name in fixed:
+            return fixed[name]
+        return self.extra.get(name)
 
 
 @dataclass(frozen=True)
