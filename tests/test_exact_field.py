@@ -14,7 +14,7 @@ import pytest
 from scipy.special import logsumexp
 
 from spinbench.exact import ExactResult, ising1d_energy_distribution, ising1d_exact
-from spinbench.exact.ising1d import MAX_FIELD_LEVEL_SITES, MAX_MAGNETIZATION_SITES
+from spinbench.exact._ising1d import MAX_FIELD_LEVEL_SITES, MAX_MAGNETIZATION_SITES
 
 TEMPS = (0.05, 0.1, 0.3, 0.7, 1.0, 2.0, 5.0, 50.0)
 FLOAT64 = {"rtol": 1e-10, "atol": 1e-12}

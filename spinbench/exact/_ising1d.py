@@ -62,6 +62,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
+from .._errors import ExactSolutionError
 from ..temperatures import check_temperatures
 from ._common import (
     MAX_COUPLING,
@@ -172,7 +173,7 @@ def _check_field(h: float) -> float:
     """The field as a float; it must be finite (zero is the zero-field chain)."""
     h = float(h)
     if not math.isfinite(h):
-        raise ValueError(f"field h must be finite, got {h}")
+        raise ExactSolutionError(f"field h must be finite, got {h}")
     return h
 
 
@@ -182,7 +183,7 @@ def _check_field_temperatures(temps: np.ndarray, h: float, solver: str) -> None:
     with np.errstate(over="ignore"):
         beyond = ~(abs(h) / temps <= MAX_COUPLING)
     if np.any(beyond):
-        raise ValueError(
+        raise ExactSolutionError(
             f"{solver} needs |h|/T <= {MAX_COUPLING:g}, i.e. T >= {abs(h) / MAX_COUPLING:.6g} for "
             f"|h| = {abs(h):g}; got T = {float(temps[beyond][0]):g} ({MAX_COUPLING_WHY})"
         )
@@ -654,13 +655,13 @@ def _field_energy_distribution(
     """:func:`ising1d_energy_distribution` for h != 0 (arguments checked)."""
     _check_field_temperatures(temps, h, solver)
     if n > MAX_FIELD_LEVEL_SITES:
-        raise ValueError(
+        raise ExactSolutionError(
             f"{solver} has up to N^2/2 = {n * n // 2} levels; it is built for "
             f"N <= {MAX_FIELD_LEVEL_SITES} sites"
         )
     excess, log_g, ground = _field_spectrum(n, boundary, J, h, _energy_resolution(n, J, h))
     if excess.size * temps.size > MAX_FIELD_LEVEL_ENTRIES:
-        raise ValueError(
+        raise ExactSolutionError(
             f"{solver} has {excess.size} levels: {excess.size} x {temps.size} temperatures is "
             f"more than {MAX_FIELD_LEVEL_ENTRIES} probabilities; use fewer temperatures"
         )
