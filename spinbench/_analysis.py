@@ -40,6 +40,7 @@ RECORD_KEYS = (
     "model",
     "size",
     "boundary",
+    "options",
     "method",
     "T",
     "observable",
@@ -179,24 +180,29 @@ def exact_where_known(model: AbstractModel, temps: np.ndarray) -> ExactResult | 
     if not known:
         return None
     template = known[0]
+
+    def stacked(values: list[np.ndarray | None]) -> np.ndarray:
+        shape = np.shape(next(v for v in values if v is not None))[1:]
+        return np.stack([np.full(shape, np.nan) if v is None else v[0] for v in values])
+
     fields: dict[str, Any] = {}
     for name in ("ln_z", "energy", "heat_capacity", "abs_magnetization", "correlation"):
-        if getattr(template, name) is None:
-            fields[name] = None
-            continue
-        shape = np.shape(getattr(template, name))[1:]
-        fields[name] = np.stack(
-            [
-                np.full(shape, np.nan)
-                if p is None or getattr(p, name) is None
-                else np.asarray(getattr(p, name), np.float64)[0]
-                for p in parts
-            ]
-        )
+        values = [None if p is None else p.observable(name) for p in parts]
+        known_values = [v for v in values if v is not None]
+        fields[name] = stacked(values) if known_values else None
+    extra = {
+        name: stacked([None if p is None else p.extra.get(name) for p in parts])
+        for name in template.extra
+    }
     refused = [f"{t:g}" for t, p in zip(temps, parts, strict=True) if p is None]
     notes = {**template.notes, "refused": f"no exact values at T = {', '.join(refused)}"}
     return ExactResult(
-        temps=temps, distances=template.distances, source=template.source, notes=notes, **fields
+        temps=temps,
+        distances=template.distances,
+        source=template.source,
+        notes=notes,
+        extra=extra,
+        **fields,
     )
 
 
@@ -264,6 +270,7 @@ def analyse(
         "model": model.name,
         "size": model.size,
         "boundary": model.boundary,
+        "options": model.options_label(),
         "method": samples.method,
     }
     records: list[dict[str, Any]] = []

@@ -15,6 +15,7 @@ __all__ = [
     "ExactSolutionError",
     "FrustratedTorusError",
     "GridError",
+    "LoadError",
     "ModelError",
     "OptionError",
     "RegistryError",
@@ -87,6 +88,11 @@ class ReportError(SpinbenchError, RuntimeError):
 
 class DamagedSamples(SpinbenchError, ValueError):
     """A sample set on disk that cannot be read back; the message names the folder."""
+
+
+class LoadError(SpinbenchError, ValueError):
+    """A saved trained generator that cannot be read, or that is not of the generator and
+    model it is loaded as."""
 
 
 class TrainingDiverged(SpinbenchError, RuntimeError):

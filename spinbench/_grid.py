@@ -25,7 +25,8 @@ from .temperatures import parse_temps
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of a grid: name, size, boundary, coupling, temperatures, methods."""
+    """One model of a grid: name, size, boundary, coupling, model options, temperatures and
+    the methods that run on it."""
 
     name: str
     size: str
@@ -36,10 +37,15 @@ class ModelSpec:
     histogram_temps: tuple[float, ...] = ()
     #: Position among the grid's [[models]] tables (for messages).
     index: int = 0
+    #: The model's own options (keys of the table beyond the grid's own), e.g. {"h": 0.3}.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def label(self) -> str:
-        """A short readable id, e.g. ``ising2d-10x10-periodic``."""
-        return f"{self.name}-{self.size}" + (f"-{self.boundary}" if self.boundary else "")
+        """A short readable id as the grid spells the model, e.g. ``ising2d-10`` or
+        ``ising1d-6-free-h=0.3``: cell, sample and figure names, and the random stream."""
+        boundary = f"-{self.boundary}" if self.boundary else ""
+        options = "".join(f"-{k}={_label_value(v)}" for k, v in sorted(self.options.items()))
+        return f"{self.name}-{self.size}{boundary}{options}"
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,13 @@ def raise_problems(source: str, problems: list[str]) -> None:
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
         raise GridError(f"{source} has {len(problems)} problems:\n{listed}")
+
+
+def _label_value(value: Any) -> str:
+    """A model option's value in a label (a file name): ``0.3``, ``true``, ``name``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _is_int(value: Any) -> bool:
@@ -267,8 +280,10 @@ def _parse_model(entry: Any, index: int, fail: Any) -> ModelSpec | None:
         problems += 1
         fail(key, message, "models", index)
 
-    for key in sorted(set(entry) - _MODEL_KEYS):
-        problem(key, f"unknown key; valid keys: {', '.join(sorted(_MODEL_KEYS))}")
+    options = {key: value for key, value in entry.items() if key not in _MODEL_KEYS}
+    for key, value in sorted(options.items()):  # the model's options, checked by the plan
+        if not isinstance(value, str | int | float | bool):
+            problem(key, f"a model option must be a number, string or boolean, got {value!r}")
     for key in ("name", "size", "temps"):
         if key not in entry:
             problem(key, "is required")
@@ -321,6 +336,7 @@ def _parse_model(entry: Any, index: int, fail: Any) -> ModelSpec | None:
         methods=tuple(m.lower() for m in methods) if methods is not None else None,
         histogram_temps=tuple(float(t) for t in histogram_temps),
         index=index,
+        options=options,
     )
 
 

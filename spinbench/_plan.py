@@ -27,12 +27,10 @@ from ._grid import GridSpec, MethodSpec, ModelSpec, raise_problems, toml_spellin
 from ._methods import options_of
 from ._registry import RegistryError, get_method, get_model, get_sampler
 from ._resources import generator_memory, memory_problem, sampler_memory
+from ._run_folder import CELL_FORMAT_VERSION
 from .models._base import AbstractModel, ModelError
 
-__all__ = ["CELL_FORMAT_VERSION", "Cell", "Plan", "digest", "make_plan"]
-
-#: Version of the rows a cell produces; part of every digest, so a new format re-runs cells.
-CELL_FORMAT_VERSION = 2
+__all__ = ["Cell", "Plan", "digest", "make_plan"]
 
 CellKind = Literal["reference", "method"]
 
@@ -154,20 +152,30 @@ def _build_models(spec: GridSpec, check: _Checker) -> dict[str, AbstractModel]:
             )
             continue
         try:
-            model = cls.from_size(entry.size, boundary=entry.boundary, J=entry.J)  # type: ignore[attr-defined]
+            model = cls.from_size(  # type: ignore[attr-defined]
+                entry.size, boundary=entry.boundary, J=entry.J, **entry.options
+            )
         except ModelError as error:
-            check.fail("size", str(error), *where)
+            unknown = [k for k in entry.options if repr(k) in str(error)]
+            key = unknown[0] if unknown else _option_key(str(error), entry.options) or "size"
+            check.fail(key, str(error), *where)
             continue
-        except (ValueError, TypeError) as error:  # a plugin's own validation
+        except TypeError as error:  # a plugin's from_size that takes no options
+            key = next(iter(entry.options), "name")
+            check.fail(key, f"{cls.name} takes no model options ({error})", *where)  # type: ignore[attr-defined]
+            continue
+        except ValueError as error:  # a plugin's own validation
             check.fail("name", f"{cls.name} cannot be built: {error}", *where)  # type: ignore[attr-defined]
             continue
-        system = (model.name, model.size, model.boundary, float(model.J))
+        system = (model.name, model.size, model.boundary, float(model.J), model.options_label())
         twin = seen.get(system)
         if twin is not None:
             check.fail(
                 "size",
                 f"the same system as models[{twin.index}] ({model.name} {model.size}, "
-                f"{model.boundary}, J={toml_spelling(model.J)}) spelled differently; put all its "
+                f"{model.boundary}, J={toml_spelling(model.J)}"
+                f"{', ' + model.options_label() if model.options_label() else ''}) spelled "
+                "differently; put all its "
                 "temperatures in one [[models]] table",
                 *where,
             )

@@ -80,7 +80,10 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """One line per (model, size, method): |z| (mean over energy and correlation rows, worst
     over every row), relative errors, distances, flagged rows, wall time and failures."""
     lines = []
-    for (model, size, method), group in table.groupby(["model", "size", "method"], sort=False):
+    keys = ["model", "size", "boundary", "options", "method"]
+    for (model, size, boundary, options, method), group in table.fillna({"options": ""}).groupby(
+        keys, sort=False
+    ):
         usable = group[group["status"].isin(["ok", *FLAGGED_STATUSES])]
         zs = _abs_z(usable[usable["observable"].isin(Z_OBSERVABLES)])
         every_z = _abs_z(usable)
@@ -92,6 +95,8 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
             {
                 "model": model,
                 "size": size,
+                "boundary": boundary,
+                "options": options,
                 "method": method,
                 "mean abs(z)": zs.mean() if len(zs) else np.nan,
                 "worst abs(z)": every_z.max() if len(every_z) else np.nan,
@@ -131,6 +136,13 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def _shown(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary without an options column when no model has options."""
+    if "options" in summary and not summary["options"].astype(bool).any():
+        return summary.drop(columns="options")
+    return summary
+
+
 def summary_text(table: pd.DataFrame, missing: list[str], total: int, problems: list[str]) -> str:
     """The whole summary.md."""
     text = [
@@ -153,7 +165,7 @@ def summary_text(table: pd.DataFrame, missing: list[str], total: int, problems: 
         "sample size. Flagged rows are results that cannot be trusted (unconverged chains, a",
         "degenerate sample, diverged training); they are listed below the table.",
         "",
-        _markdown(summarise(table)) if len(table) else "(no finished cells)",
+        _markdown(_shown(summarise(table))) if len(table) else "(no finished cells)",
         "",
     ]
     flagged = [f"- {line}" for line in flagged_rows(table)]
@@ -359,7 +371,12 @@ def _draw(out: Path, folder: Path, grid: GridSpec, plan: Plan, table: pd.DataFra
     figures = _Figures(out, folder)
     for spec in grid.models:
         model = plan.models[spec.label()]
-        rows = table[(table["model"] == model.name) & (table["size"] == model.size)]
+        rows = table[
+            (table["model"] == model.name)
+            & (table["size"] == model.size)
+            & (table["boundary"] == model.boundary)
+            & (table["options"].fillna("") == model.options_label())
+        ]
         if rows.empty:
             figures.problems.append(f"figure2-{spec.label()}.png: not drawn: no finished cells")
             continue

@@ -50,6 +50,7 @@ from ._errors import RunFolderError
 from ._version import __version__
 
 __all__ = [
+    "CELL_FORMAT_VERSION",
     "CELL_STATUSES",
     "COLUMNS",
     "FLAGGED_STATUSES",
@@ -66,12 +67,15 @@ __all__ = [
 MARKER = "spinbench-run.json"
 #: Version of the folder's layout (the marker's ``format``).
 RUN_FORMAT_VERSION = 1
+#: Version of the rows a cell produces; part of every digest, so a new format re-runs cells.
+CELL_FORMAT_VERSION = 3
 
 #: Columns of results.csv / results.json, in order.
 COLUMNS = (
     "model",
     "size",
     "boundary",
+    "options",
     "method",
     "T",
     "observable",
@@ -107,6 +111,8 @@ NUMERIC_COLUMNS = (
     "noise_floor",
     "wall_time",
 )
+#: Columns holding text (``options``: the model's options, ``h=0.3``; empty without any).
+TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in NUMERIC_COLUMNS and c != "reason")
 #: Row statuses: a number that can be trusted, and the ways one cannot be.
 ROW_STATUSES = ("ok", "unconverged", "degenerate", "diverged", "failed")
 #: Statuses of rows that are results (listed at the end of a run), not failures to run.
@@ -281,7 +287,7 @@ class RunFolder:
             record = _read_json(path)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             return CellState(None, f"{path} is damaged ({type(error).__name__}: {error})")
-        expected = {"format": _format_version(), "cell": cell_id}
+        expected = {"format": CELL_FORMAT_VERSION, "cell": cell_id}
         problem = _record_problem(record, expected, rows=not reference)
         if problem is not None:
             return CellState(None, f"{path} is damaged: {problem}")
@@ -357,12 +363,6 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _format_version() -> int:
-    from ._plan import CELL_FORMAT_VERSION
-
-    return CELL_FORMAT_VERSION
-
-
 def _holder(info: Path) -> str:
     """``PID 123 on host x, started ...`` from a lock's holder file (or that it is unknown)."""
     try:
@@ -395,7 +395,7 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     for column in NUMERIC_COLUMNS:
         table[column] = pd.to_numeric(table[column].map(_decode_number), errors="coerce")
-    for column in ("model", "size", "boundary", "method", "observable", "reference", "status"):
+    for column in TEXT_COLUMNS:
         table[column] = table[column].astype(object)
     return table
 
@@ -403,10 +403,10 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A results.csv as written by :meth:`RunFolder.write_table` (text columns stay text:
     a size ``6`` is the string ``"6"``)."""
-    text = [c for c in COLUMNS if c not in NUMERIC_COLUMNS]
+    text = [*TEXT_COLUMNS, "reason"]
     table = pd.read_csv(path, dtype=dict.fromkeys(text, str), keep_default_na=False)
     for column in NUMERIC_COLUMNS:
         table[column] = pd.to_numeric(table[column], errors="coerce")
-    for column in text:
+    for column in ("reason", "reference", "observable"):  # absent, not empty text
         table[column] = table[column].where(table[column] != "", None)
     return table

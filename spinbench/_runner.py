@@ -35,9 +35,9 @@ from ._analysis import analyse, exact_where_known, measure, relative_error
 from ._atomic import write_json_atomic
 from ._grid import GridSpec
 from ._metrics import compare_energy_histograms, state_kl
-from ._plan import CELL_FORMAT_VERSION, Cell, Plan, make_plan
+from ._plan import Cell, Plan, make_plan
 from ._report import write_report
-from ._run_folder import COLUMNS, RunFolder, flagged_rows
+from ._run_folder import CELL_FORMAT_VERSION, COLUMNS, RunFolder, flagged_rows
 from ._samples import Samples, cached
 from .models._base import AbstractModel
 from .provenance import provenance
@@ -246,6 +246,7 @@ class Runner:
             "model": model.name,
             "size": model.size,
             "boundary": model.boundary,
+            "options": model.options_label(),
             "method": cell.method.name,
         }
         record: dict[str, Any] = {

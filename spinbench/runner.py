@@ -17,10 +17,10 @@ summary and figures. An :class:`Executor` runs the cells (:class:`LocalExecutor`
 
 from ._errors import GridError, ReportError, RunFolderError
 from ._grid import GridSpec, MethodSpec, ModelSpec, ReferenceSpec, load_grid, parse_grid
-from ._plan import CELL_FORMAT_VERSION, Cell, Plan, make_plan
+from ._plan import Cell, Plan, make_plan
 from ._presets import list_presets, load_preset
 from ._report import Report, write_report
-from ._run_folder import COLUMNS, FLAGGED_STATUSES, RunFolder, read_table
+from ._run_folder import CELL_FORMAT_VERSION, COLUMNS, FLAGGED_STATUSES, RunFolder, read_table
 from ._runner import Executor, LocalExecutor, Runner, RunOutcome, cell_key
 
 __all__ = [

@@ -44,8 +44,31 @@ def temps_option(required: bool = True) -> Callable[[F], F]:
     )
 
 
+def parse_option(text: str, hint: str = "--option") -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as JSON where it can be (``20``, ``1e-3``, ``true``,
+    ``null``), ``none`` as None, and as a string otherwise (``bernoulli``)."""
+    key, sep, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key:
+        raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint=hint)
+    value = value.strip()
+    if value.lower() == "none":
+        return key, None
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _model_options_callback(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, Any]:
+    return dict(parse_option(v, "--model-option") for v in values)
+
+
 def model_options(function: F) -> F:
-    """``--size``, ``--temps``, ``--boundary`` and ``--coupling``: a model and its grid."""
+    """``--size``, ``--temps``, ``--boundary``, ``--coupling`` and ``--model-option``: a model
+    and its temperature grid."""
     decorators = [
         click.option(
             "--size", required=True, help="Lattice size: '6' for a chain, '10' or '10x12'."
@@ -53,12 +76,20 @@ def model_options(function: F) -> F:
         temps_option(),
         click.option(
             "--boundary",
-            type=click.Choice(["free", "periodic"]),
             default=None,
-            help="Boundary condition (default: the model's own, free for chains).",
+            help="Boundary condition, one of the model's own (default: its first; "
+            "`spinbench list models --format json` shows them).",
         ),
         click.option(
             "--coupling", "J", type=float, default=1.0, show_default=True, help="Coupling J."
+        ),
+        click.option(
+            "--model-option",
+            "model_option",
+            multiple=True,
+            metavar="KEY=VALUE",
+            callback=_model_options_callback,
+            help="A model option, e.g. --model-option h=0.3 (a field); repeatable.",
         ),
     ]
     return _stacked(decorators)(function)
@@ -138,13 +169,21 @@ def _parse_temps_callback(ctx: click.Context, param: click.Parameter, value: str
         raise click.BadParameter(str(error), ctx=ctx, param=param) from error
 
 
-def build_model(name: str, size: str, boundary: str | None, J: float = 1.0) -> AbstractModel:
+def build_model(
+    name: str,
+    size: str,
+    boundary: str | None,
+    J: float = 1.0,
+    options: dict[str, Any] | None = None,
+) -> AbstractModel:
     """Resolve a model by name and build it, turning user errors into click errors."""
     try:
         cls = get_model(name)
-        return cls.from_size(size, boundary=boundary, J=J)  # type: ignore[attr-defined]
+        return cls.from_size(size, boundary=boundary, J=J, **(options or {}))  # type: ignore[attr-defined]
     except (RegistryError, ModelError) as error:
         raise click.ClickException(str(error)) from error
+    except TypeError as error:  # a plugin model whose from_size takes no options
+        raise click.ClickException(f"{name} takes no model options: {error}") from error
 
 
 def clean(value: Any) -> Any:

@@ -9,18 +9,25 @@ import numpy as np
 
 from .common import build_model, emit, format_option, model_options
 
-COLUMNS = ("model", "size", "boundary", "T", "observable", "r", "exact", "source")
+COLUMNS = ("model", "size", "boundary", "options", "T", "observable", "r", "exact", "source")
 
 
 def exact_records(model: Any, temps: np.ndarray) -> list[dict[str, Any]]:
-    """One record per (T, observable, r) of the model's exact solution."""
+    """One record per (T, observable, r) of the model's exact solution (every observable it
+    has exact values for, its own ``extra`` ones included)."""
     result = model.exact(temps)
     if result is None:
         return []
     records: list[dict[str, Any]] = []
-    base = {"model": model.name, "size": model.size, "boundary": model.boundary}
+    base = {
+        "model": model.name,
+        "size": model.size,
+        "boundary": model.boundary,
+        "options": model.options_label(),
+    }
     for i, T in enumerate(result.temps):
-        for observable in ("energy", "heat_capacity", "abs_magnetization", "ln_z"):
+        scalars = ("energy", "heat_capacity", "abs_magnetization", *sorted(result.extra), "ln_z")
+        for observable in scalars:
             values = result.observable(observable)
             if values is None or not np.isfinite(values[i]):
                 continue
@@ -61,10 +68,11 @@ def exact_command(
     temps: np.ndarray,
     boundary: str | None,
     J: float,
+    model_option: dict[str, Any],
     output_format: str,
 ) -> None:
     """Exact energy, heat capacity, magnetisation and correlations of MODEL."""
-    model = build_model(model_name, size, boundary, J)
+    model = build_model(model_name, size, boundary, J, model_option)
     try:
         records = exact_records(model, temps)
     except ValueError as error:

@@ -130,6 +130,7 @@ def sample_command(
     temps: np.ndarray,
     boundary: str | None,
     J: float,
+    model_option: dict[str, Any],
     sampler_name: str,
     chains: int,
     warmup: int,
@@ -146,7 +147,7 @@ def sample_command(
     One record per (T, observable, r): estimate, stderr, tau_int, ESS, R-hat, and the exact
     value, absolute error and z = |error| / stderr where an exact solution is known.
     """
-    model = build_model(model_name, size, boundary, J)
+    model = build_model(model_name, size, boundary, J, model_option)
     given = {
         "chains": chains,
         "warmup": warmup,

@@ -11,7 +11,6 @@ instead of numbers; when every temperature diverged the command fails.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,26 +24,17 @@ from .._registry import RegistryError, get_generator, get_sampler
 from .._resources import configuration_memory, generator_memory, memory_problem
 from .._samples import Samples, cached
 from ..generators._base import TrainingDiverged
-from .common import build_model, emit, format_option, model_options, run_length_options
+from .common import (
+    build_model,
+    emit,
+    format_option,
+    model_options,
+    parse_option,
+    run_length_options,
+)
 from .sample import default_cache
 
 COLUMNS = (*RECORD_KEYS, "status", "reason")
-
-
-def parse_option(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with VALUE read as JSON where it can be (``20``, ``1e-3``, ``true``,
-    ``null``), ``none`` as None, and as a string otherwise (``bernoulli``)."""
-    key, sep, value = text.partition("=")
-    key = key.strip().replace("-", "_")
-    if not sep or not key:
-        raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint="--option")
-    value = value.strip()
-    if value.lower() == "none":
-        return key, None
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def reference_samples(
@@ -80,7 +70,12 @@ def train_records(model: Any, trained: Any, samples: Samples, exact: Any) -> lis
         for r in analyse(model, samples, exact=exact)
         if float(r["T"]) not in failed
     ]
-    base = {"model": model.name, "size": model.size, "boundary": model.boundary}
+    base = {
+        "model": model.name,
+        "size": model.size,
+        "boundary": model.boundary,
+        "options": model.options_label(),
+    }
     for failure in failures:
         records.append(
             {
@@ -136,6 +131,7 @@ def train_command(
     temps: np.ndarray,
     boundary: str | None,
     J: float,
+    model_option: dict[str, Any],
     options: tuple[str, ...],
     n_samples: int,
     chains: int,
@@ -156,7 +152,7 @@ def train_command(
     """
     import jax
 
-    model = build_model(model_name, size, boundary, J)
+    model = build_model(model_name, size, boundary, J, model_option)
     try:
         cls = get_generator(generator_name)
         generator = cls.from_options(**dict(parse_option(o) for o in options))  # type: ignore[attr-defined]

@@ -152,12 +152,22 @@ def _evaluate_jit(
 def _evaluate_eager(
     model: AbstractModel, states: jax.Array, observables: bool
 ) -> tuple[jax.Array, ...]:
-    """Total energy, and with ``observables`` also |m| and the correlations, of each state."""
+    """Total energy of each state, and with ``observables`` also its scalar observables
+    ``(states, k)`` (in the order of :func:`scalar_observables`) and its correlations."""
     energy = model.energy(states)
     if not observables:
         return (energy,)
     values = model.observables(states)
-    return energy, values["abs_magnetization"], values["correlation"]
+    names = scalar_observables(model)
+    scalars = jnp.stack([values[name] for name in names], axis=-1)
+    return energy, scalars, values["correlation"]
+
+
+def scalar_observables(model: AbstractModel) -> tuple[str, ...]:
+    """The names of the model's observables with one value per configuration, other than the
+    energy (sorted): |m|, and whatever else the model measures."""
+    shapes = jax.eval_shape(model.observables, jax.ShapeDtypeStruct((1, *model.shape), model.dtype))
+    return tuple(sorted(n for n, v in shapes.items() if v.shape == (1,) and n not in ("energy",)))
 
 
 def _hashable(model: AbstractModel) -> bool:
@@ -196,13 +206,14 @@ def _clean(energy: np.ndarray, J: float) -> tuple[np.ndarray, bool]:
 class _Levels:
     """The spectrum with per-level sums of the observables, enough for every Boltzmann average.
 
-    ``levels`` (L,) ascending, ``counts`` (L,), ``magnetization`` (L,) and ``correlation``
-    (L, r) are sums over the states of each level.
+    ``levels`` (L,) ascending, ``counts`` (L,), ``scalars`` (L, k) (the observables of
+    :func:`scalar_observables`) and ``correlation`` (L, r) are sums over the states of each
+    level.
     """
 
     levels: np.ndarray
     counts: np.ndarray
-    magnetization: np.ndarray
+    scalars: np.ndarray
     correlation: np.ndarray
 
 
@@ -219,7 +230,7 @@ def _compute_level_sums(model: AbstractModel) -> _Levels | None:
     parts = []
     for start in range(0, count, _CHUNK):
         stop = min(start + _CHUNK, count)
-        energy, magnetization, correlation = _evaluate(model, start, stop, observables=True)
+        energy, scalars, correlation = _evaluate(model, start, stop, observables=True)
         energy, on_grid = _clean(energy, float(model.J))
         if not on_grid:
             return None
@@ -227,7 +238,7 @@ def _compute_level_sums(model: AbstractModel) -> _Levels | None:
         sums = np.stack(
             [
                 np.bincount(inverse, weights=w, minlength=levels.size)
-                for w in (magnetization, *correlation.T)
+                for w in (*scalars.T, *correlation.T)
             ],
             axis=1,
         )
@@ -239,7 +250,8 @@ def _compute_level_sums(model: AbstractModel) -> _Levels | None:
     total = np.stack(
         [np.bincount(inverse, weights=col, minlength=merged.size) for col in sums.T], axis=1
     )
-    return _Levels(merged, counts, total[:, 0], total[:, 1:])
+    k = len(scalar_observables(model))
+    return _Levels(merged, counts, total[:, :k], total[:, k:])
 
 
 _cached_level_sums = lru_cache(maxsize=64)(_compute_level_sums)
@@ -286,10 +298,11 @@ def boltzmann_log_probabilities(
 
 
 def enumerate_exact(model: AbstractModel, temps: np.ndarray | list[float] | float) -> ExactResult:
-    """Exact lnZ (total), E/N, C/N, <|m|> and correlations (temps, r) by summing all states.
+    """Exact lnZ (total), E/N, C/N, <|m|>, correlations (temps, r) and every other scalar
+    observable of the model (in ``extra``) by summing all states.
 
-    Energy moments use the exact spectrum (two-pass variance); |m| and correlations are
-    Boltzmann averages of the model's own per-configuration observables, summed per level.
+    Energy moments use the exact spectrum (two-pass variance); the observables are Boltzmann
+    averages of the model's own per-configuration observables, summed per level.
     """
     temps = _check_temperatures(model, temps)
     beta = 1.0 / temps
@@ -301,13 +314,16 @@ def enumerate_exact(model: AbstractModel, temps: np.ndarray | list[float] | floa
     log_p, _ = level_log_probabilities(sums.levels, log_g, beta)
     per_state = np.exp(log_p - log_g[None, :])  # probability of each state of a level
     n = model.n_sites
+    averages = dict(zip(scalar_observables(model), (per_state @ sums.scalars).T, strict=True))
+    abs_magnetization = averages.pop("abs_magnetization", None)
     return ExactResult(
         temps=temps,
         ln_z=ln_z,
         energy=mean / n,
         heat_capacity=beta**2 * variance / n,
-        abs_magnetization=per_state @ sums.magnetization,
+        abs_magnetization=abs_magnetization,
         correlation=per_state @ sums.correlation,
+        extra=averages,
         distances=np.asarray(model.correlation_distances()),
         source="enumeration",
         notes={"ln_z": "total lnZ (sum over all spin configurations)"},

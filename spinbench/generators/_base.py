@@ -12,8 +12,8 @@ A subclass (a plugin author's generator) provides:
   defaults, validated in ``__check_init__`` (raise ``ValueError`` with a clear message).
   Fields whose names start with ``_`` are private hooks: not options, not in :meth:`settings`;
 * :meth:`AbstractGenerator.init`: untrained parameters stacked over temperatures. It must be
-  deterministic in its options, model and ``n_temps``: :meth:`TrainedGenerator.load` calls it
-  to rebuild the skeleton it deserialises into;
+  deterministic in its options, model and ``n_temps``: :meth:`TrainedGenerator.load` reads
+  the saved parameters into it;
 * :meth:`AbstractGenerator.fit`: train on a :class:`~spinbench._samples.Samples` and return a
   :class:`TrainedGenerator`, recording divergence per temperature instead of raising
   (``spinbench.generators._training.train`` does this for any per-temperature update rule);
@@ -54,7 +54,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._atomic import atomic_directory
-from .._errors import TrainingDiverged
+from .._errors import LoadError, TrainingDiverged
 from .._methods import AbstractMethod
 from .._samples import Samples
 from ..models._base import AbstractModel
@@ -237,27 +237,40 @@ class TrainedGenerator:
         return Path(directory)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> TrainedGenerator:
-        """Read what :meth:`save` wrote, resolving the generator and model by registry name."""
-        from .._registry import get_generator, get_model
-
+    def load(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        generator: AbstractGenerator,
+        model: AbstractModel,
+    ) -> TrainedGenerator:
+        """Read what :meth:`save` wrote, as trained by ``generator`` on ``model``: their
+        untrained parameters (``generator.init``) are the template the saved ones are read into,
+        as ``eqx.tree_deserialise_leaves(path, like)`` does. :class:`~spinbench.LoadError` if
+        the folder is unreadable or was written by another generator, options or model."""
         source = Path(directory)
         try:
-            meta = json.loads((source / "trained.json").read_text())
+            meta = json.loads((source / "trained.json").read_text(encoding="utf-8"))
             with np.load(source / "history.npz", allow_pickle=False) as data:
                 history = {k: data[k] for k in data.files}
         except (OSError, ValueError, KeyError) as error:
-            raise ValueError(f"{source} does not hold a trained generator: {error}") from error
-        if meta.get("format") != TRAINED_FORMAT_VERSION:
-            raise ValueError(f"{source}: trained-generator format {meta.get('format')!r} unknown")
-        generator = get_generator(meta["generator"]).from_options(**meta["options"])  # type: ignore[attr-defined]
-        described = meta["model"]
-        model = get_model(described["model"]).from_size(  # type: ignore[attr-defined]
-            described["size"], boundary=described["boundary"], J=described["J"]
-        )
+            raise LoadError(f"{source} does not hold a trained generator: {error}") from error
+        if not isinstance(meta, dict) or meta.get("format") != TRAINED_FORMAT_VERSION:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise LoadError(f"{source}: trained-generator format {found!r} is not known")
+        saved = (meta.get("generator"), meta.get("options"), meta.get("model"))
+        given = (generator.name, generator.settings(), model.describe())
+        if json.loads(json.dumps(given, default=str)) != saved:
+            raise LoadError(
+                f"{source} holds {saved[0]} with options {saved[1]} trained on {saved[2]}; "
+                f"it cannot be loaded as {given[0]} with options {given[1]} on {given[2]}"
+            )
         temps = np.asarray(meta["temps"], np.float64)
         skeleton = generator.init(model, len(temps), key=jax.random.key(0))
-        params = eqx.tree_deserialise_leaves(source / "params.eqx", skeleton)
+        try:
+            params = eqx.tree_deserialise_leaves(source / "params.eqx", skeleton)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise LoadError(f"{source}: its parameters cannot be read: {error}") from error
         stopped = meta.get("stopped_epoch")
         return cls(
             generator=generator,

@@ -1,31 +1,40 @@
 """The model contract: what a spin model gives to samplers, generators and the runner.
 
 A model is an immutable :class:`equinox.Module` whose fields (lattice shape, boundary condition,
-coupling) are static, so it can be passed into jitted code. Batches are laid out
-``(*batch, *shape)`` where ``batch`` is any number of leading axes, usually
-``(temperatures, chains)``.
+coupling, and its own options such as a field ``h``) are static, so it can be passed into
+jitted code. Batches are laid out ``(*batch, *shape)`` where ``batch`` is any number of
+leading axes, usually ``(temperatures, chains)``.
 
 A subclass must provide:
 
-* ``name`` (class attribute, lowercase) and ``spin_values`` (the allowed values of a discrete
-  spin, e.g. ``(-1, 1)``, or ``None`` for continuous angles in [-pi, pi));
-* ``from_size(size, boundary=..., J=...)`` to build an instance from the command line's spelling;
+* ``name`` (class attribute, lowercase), ``spin_values`` (the allowed values of a discrete
+  spin, e.g. ``(-1, 1)``, or ``None`` for continuous angles in [-pi, pi)) and ``dimensions``
+  (1 for a chain, 2 for a square lattice), which the default :meth:`AbstractModel.from_size`
+  uses to read the command line's size spelling;
+* fields ``shape``, ``boundary`` and ``J``, and any *model options* as further static fields
+  with defaults (validated in ``__check_init__``): grids set them (``h = 0.3`` in a
+  ``[[models]]`` table), the command line too (``--model-option h=0.3``), and they enter every
+  description, cache key, digest and table row;
 * ``neighbours()``: a ``(n_sites, z)`` integer table of flat neighbour indices (``-1`` = none);
 * ``bond_energy(a, b)``: the energy of one bond between spins ``a`` and ``b`` (elementwise);
 * ``correlation(states)``: the spin-spin correlation at every distance of
-  ``correlation_distances()`` (helpers for chains and tori are in ``spinbench.models._lattice``).
+  ``correlation_distances()`` (helpers for chains and tori are in :mod:`spinbench.models`).
 
-Everything else (total energy, local energy change, sublattice colouring, observables) has a
-correct default derived from those, which a subclass may override with a faster version;
-``spinbench.testing.check_model`` checks the overrides against the defaults.
+Optionally ``site_energy(spins)``: a single-site energy (an external field) beside the bonds.
+
+Everything else (total energy, local energy change, sublattice colouring, observables, exact
+values by enumeration of small lattices) has a correct default derived from those, which a
+subclass may override with a faster version; ``spinbench.testing.check_model`` checks the
+overrides against the defaults.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 import re
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import equinox as eqx
 import jax
@@ -34,6 +43,8 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._errors import ModelError
+from .._plain import plain
+from ..exact._enumerate import can_enumerate, enumerate_energy_distribution, enumerate_exact
 from ..exact._result import EnergyDistribution, ExactResult
 
 
@@ -76,8 +87,11 @@ class AbstractModel(eqx.Module):
     #: Allowed values of a discrete spin, or None for continuous angles.
     spin_values: ClassVar[tuple[int, ...] | None]
     #: Global symmetry of the energy: "flip" (s -> -s), "rotation" (theta -> theta + c),
-    #: "permutation" (relabelling of discrete values, e.g. Potts) or None.
+    #: "permutation" (relabelling of discrete values, e.g. Potts) or None. A model whose
+    #: options can break it (a field) makes it a property of the instance.
     symmetry: ClassVar[str | None] = None
+    #: Lattice dimensions, for the default :meth:`from_size` (1: chain, 2: square lattice).
+    dimensions: ClassVar[int]
     #: Boundary conditions this model accepts; the first is the default.
     boundaries: ClassVar[tuple[str, ...]] = ("periodic",)
     #: Critical temperature of the infinite system, where one is known (else None).
@@ -89,11 +103,46 @@ class AbstractModel(eqx.Module):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    @abc.abstractmethod
     def from_size(
-        cls, size: str | int | tuple[int, ...], *, boundary: str | None = None, J: float = 1.0
+        cls,
+        size: str | int | tuple[int, ...],
+        *,
+        boundary: str | None = None,
+        J: float = 1.0,
+        **options: Any,
     ) -> Self:
-        """Build a model from a size spelling (``"6"``, ``"10"``, ``"10x12"``)."""
+        """Build a model from a size spelling (``"6"``, ``"10"``, ``"10x12"``), a boundary
+        (default: the model's first), a coupling and model options; :class:`ModelError`
+        names what is wrong and what is allowed."""
+        boundary, J = cls._check_common(boundary, J)
+        unknown = sorted(set(options) - set(cls.option_names()))
+        if unknown:
+            valid = ", ".join(cls.option_names()) or "(none)"
+            raise ModelError(
+                f"{cls.name} has no option {', '.join(map(repr, unknown))}; its options: {valid}"
+            )
+        dimensions = getattr(cls, "dimensions", None)
+        if not isinstance(dimensions, int):
+            raise TypeError(f"{cls.__name__} must set the class attribute dimensions")
+        try:
+            return cls(parse_size(size, dimensions), boundary, J, **options)
+        except (TypeError, ValueError) as error:
+            if isinstance(error, ModelError):
+                raise
+            raise ModelError(f"invalid options for {cls.name}: {error}") from error
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The model's own options: its public fields beyond shape, boundary and J."""
+        return tuple(
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name not in ("shape", "boundary", "J") and not f.name.startswith("_")
+        )
+
+    def options(self) -> dict[str, Any]:
+        """This instance's model options by name (empty for a model without any)."""
+        return {name: getattr(self, name) for name in self.option_names()}
 
     @classmethod
     def _check_common(cls, boundary: str | None, J: float) -> tuple[str, float]:
@@ -140,8 +189,19 @@ class AbstractModel(eqx.Module):
         return jnp.dtype(jnp.int8) if self.is_discrete else jnp.dtype(jnp.float32)
 
     def describe(self) -> dict[str, object]:
-        """A JSON-friendly description of this instance (for provenance and cache keys)."""
-        return {"model": self.name, "size": self.size, "boundary": self.boundary, "J": self.J}
+        """A JSON-friendly description of this instance, options included (for provenance,
+        cache keys and digests)."""
+        described: dict[str, object] = {
+            "model": self.name,
+            "size": self.size,
+            "boundary": self.boundary,
+            "J": self.J,
+        }
+        return {**described, **self.options()}
+
+    def options_label(self) -> str:
+        """The options as a table cell: ``"h=0.3"``, several joined by commas; empty without."""
+        return ",".join(f"{name}={plain(value)}" for name, value in self.options().items())
 
     # ------------------------------------------------------------------ states
     def random_states(self, batch_shape: tuple[int, ...] = (), *, key: PRNGKeyArray) -> Array:
@@ -182,12 +242,20 @@ class AbstractModel(eqx.Module):
         index = jnp.asarray(np.where(table >= 0, table, 0))
         return flat[..., index], mask
 
+    def site_energy(self, spins: Array) -> Float[Array, "..."] | None:
+        """The single-site energy of each spin, elementwise, as float32 (an external field),
+        or None when the model has none (the default): then only bonds count."""
+        return None
+
     def energy(self, states: Array) -> Float[Array, "*batch"]:
-        """Total energy of each configuration in a batch ``(*batch, *shape)``."""
+        """Total energy of each configuration in a batch ``(*batch, *shape)``: half the sum of
+        ``bond_energy`` over the neighbour table, plus ``site_energy`` of every site."""
         flat = self._flat(states)
         neighbours, mask = self._neighbour_values(flat)
         bonds = jnp.where(mask, self.bond_energy(flat[..., None], neighbours), 0.0)
-        return 0.5 * jnp.sum(bonds, axis=(-2, -1))
+        total = 0.5 * jnp.sum(bonds, axis=(-2, -1))
+        site = self.site_energy(flat)
+        return total if site is None else total + jnp.sum(site, axis=-1)
 
     def delta_energy(self, states: Array, proposed: Array) -> Float[Array, "*batch *shape"]:
         """Energy change at every site if that site alone took its ``proposed`` value.
@@ -199,7 +267,11 @@ class AbstractModel(eqx.Module):
         change = self.bond_energy(new[..., None], neighbours) - self.bond_energy(
             flat[..., None], neighbours
         )
-        return jnp.sum(jnp.where(mask, change, 0.0), axis=-1).reshape(states.shape)
+        delta = jnp.sum(jnp.where(mask, change, 0.0), axis=-1)
+        new_site, old_site = self.site_energy(new), self.site_energy(flat)
+        if new_site is not None and old_site is not None:
+            delta = delta + (new_site - old_site)
+        return delta.reshape(states.shape)
 
     def site_delta_energy(
         self, state: Array, site: Int[Array, ""], proposed: Array
@@ -210,7 +282,11 @@ class AbstractModel(eqx.Module):
         row = table[site]
         neighbours = flat[jnp.where(row >= 0, row, 0)]
         change = self.bond_energy(proposed, neighbours) - self.bond_energy(flat[site], neighbours)
-        return jnp.sum(jnp.where(row >= 0, change, 0.0))
+        delta = jnp.sum(jnp.where(row >= 0, change, 0.0))
+        new_site, old_site = self.site_energy(proposed), self.site_energy(flat[site])
+        if new_site is not None and old_site is not None:
+            delta = delta + (new_site - old_site)
+        return delta
 
     def colouring(self) -> np.ndarray:
         """Sublattice labels ``shape`` (ints 0..k-1): sites of one colour never interact.
@@ -258,18 +334,17 @@ class AbstractModel(eqx.Module):
     def exact(self, temps: np.ndarray) -> ExactResult | None:
         """Exact per-site thermodynamics at ``temps``, or None where none is known.
 
-        The default enumerates every configuration of small discrete models.
+        Exact values of observables beyond the fixed fields of :class:`ExactResult` (the
+        energy, heat capacity, |m| and correlations) go in its ``extra`` mapping under the
+        observable's name. The default enumerates every configuration of small discrete
+        models, which gives every observable of :meth:`observables`.
         """
-        from ..exact._enumerate import can_enumerate, enumerate_exact
-
         if can_enumerate(self):
             return enumerate_exact(self, temps)
         return None
 
     def exact_energy_distribution(self, temps: np.ndarray) -> EnergyDistribution | None:
         """Exact distribution of the total energy at ``temps``, or None where none is known."""
-        from ..exact._enumerate import can_enumerate, enumerate_energy_distribution
-
         if can_enumerate(self):
             return enumerate_energy_distribution(self, temps)
         return None

@@ -1,46 +1,94 @@
-"""Ising models: spins are int8 +-1, H = -J sum_<ij> s_i s_j."""
+"""Ising models: spins are int8 ±1, H = -J Σ_<ij> s_i s_j - h Σ_i s_i.
+
+The uniform field ``h`` is a model option (default 0). With ``h = 0`` the energy is symmetric
+under s -> -s; a field breaks that symmetry, and the signed magnetisation joins the
+observables. Exact values: the chain has the transfer-matrix solution at any h
+(:func:`~spinbench.exact.ising1d_exact`); the torus has Kaufman's solution at h = 0, and small
+tori are enumerated at any h; larger tori in a field have no exact values (the Monte Carlo
+reference stands in).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import ClassVar, Self
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._errors import FrustratedTorusError
+from .._plain import plain
+from ..exact._enumerate import can_enumerate, enumerate_exact
+from ..exact._ising1d import ising1d_energy_distribution, ising1d_exact
+from ..exact._ising2d import ising2d_infinite, ising2d_torus
 from ..exact._result import EnergyDistribution, ExactResult
-from ._base import AbstractModel, parse_size
-from ._lattice import chain_correlation, chain_neighbours, torus_correlation, torus_neighbours
+from ._base import AbstractModel
+from ._lattice import (
+    chain_correlation,
+    chain_neighbours,
+    checkerboard_colouring,
+    rolled_neighbours,
+    torus_correlation,
+    torus_neighbours,
+)
+
+__all__ = ["Ising1D", "Ising2D"]
 
 
-class _IsingBond(AbstractModel):
-    """Shared Ising bond energy."""
+def _as_field(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+class _Ising(AbstractModel):
+    """Shared Ising bond and field terms."""
 
     spin_values: ClassVar[tuple[int, ...] | None] = (-1, 1)
-    symmetry: ClassVar[str | None] = "flip"
+
+    h: eqx.AbstractVar[float]
+
+    def __check_init__(self) -> None:
+        if not isinstance(self.h, float) or not math.isfinite(self.h):
+            raise ValueError(f"the field h must be a finite number, got {plain(self.h)!r}")
+
+    @property
+    def symmetry(self) -> str | None:  # type: ignore[override]
+        """``"flip"`` without a field; a field breaks it."""
+        return "flip" if self.h == 0 else None
 
     def bond_energy(self, a: Array, b: Array) -> Float[Array, "..."]:
         return -self.J * (a.astype(jnp.float32) * b.astype(jnp.float32))
 
+    def site_energy(self, spins: Array) -> Float[Array, "..."] | None:
+        return None if self.h == 0 else -self.h * spins.astype(jnp.float32)
 
-class Ising1D(_IsingBond):
-    """Nearest-neighbour Ising chain of N sites with free (default) or periodic ends."""
+    def observables(self, states: Array) -> dict[str, Array]:
+        """The default observables, and in a field the signed magnetisation per site."""
+        values = super().observables(states)
+        if self.h != 0:
+            values["magnetization"] = jnp.mean(self._flat(states).astype(jnp.float32), axis=-1)
+        return values
+
+
+class Ising1D(_Ising):
+    """Nearest-neighbour Ising chain of N sites with free (default) or periodic ends, in a
+    uniform field h (default 0)."""
 
     name: ClassVar[str] = "ising1d"
+    dimensions: ClassVar[int] = 1
     boundaries: ClassVar[tuple[str, ...]] = ("free", "periodic")
 
     shape: tuple[int, ...] = eqx.field(static=True)
     boundary: str = eqx.field(static=True, default="free")
     J: float = eqx.field(static=True, default=1.0)
-
-    @classmethod
-    def from_size(
-        cls, size: str | int | tuple[int, ...], *, boundary: str | None = None, J: float = 1.0
-    ) -> Self:
-        boundary, J = cls._check_common(boundary, J)
-        return cls(parse_size(size, 1), boundary, J)
+    h: float = eqx.field(static=True, default=0.0, converter=_as_field)
 
     def neighbours(self) -> np.ndarray:
         return chain_neighbours(self.n_sites, self.boundary)
@@ -51,68 +99,53 @@ class Ising1D(_IsingBond):
         )
 
     def exact(self, temps: np.ndarray) -> ExactResult:
-        from ..exact._ising1d import ising1d_exact
-
-        result = ising1d_exact(self.n_sites, temps, boundary=self.boundary, J=self.J)
-        from ..exact._enumerate import can_enumerate, enumerate_exact
-
-        if can_enumerate(self):  # |m| has no closed form here; enumeration supplies it
+        result = ising1d_exact(self.n_sites, temps, boundary=self.boundary, J=self.J, h=self.h)
+        if self.h == 0 and can_enumerate(self):  # no closed form for |m|: enumeration has it
             counted = enumerate_exact(self, temps)
-            result = _with_magnetization(result, counted.abs_magnetization)
+            result = dataclasses.replace(result, abs_magnetization=counted.abs_magnetization)
         return result
 
     def exact_energy_distribution(self, temps: np.ndarray) -> EnergyDistribution:
-        from ..exact._ising1d import ising1d_energy_distribution
+        return ising1d_energy_distribution(
+            self.n_sites, temps, boundary=self.boundary, J=self.J, h=self.h
+        )
 
-        return ising1d_energy_distribution(self.n_sites, temps, boundary=self.boundary, J=self.J)
 
-
-class Ising2D(_IsingBond):
-    """Nearest-neighbour Ising model on an Lx x Ly torus."""
+class Ising2D(_Ising):
+    """Nearest-neighbour Ising model on an Lx x Ly torus, in a uniform field h (default 0)."""
 
     name: ClassVar[str] = "ising2d"
+    dimensions: ClassVar[int] = 2
     boundaries: ClassVar[tuple[str, ...]] = ("periodic",)
     critical_temperature: ClassVar[float | None] = 2.0 / math.log(1.0 + math.sqrt(2.0))
 
     shape: tuple[int, ...] = eqx.field(static=True)
     boundary: str = eqx.field(static=True, default="periodic")
     J: float = eqx.field(static=True, default=1.0)
-
-    @classmethod
-    def from_size(
-        cls, size: str | int | tuple[int, ...], *, boundary: str | None = None, J: float = 1.0
-    ) -> Self:
-        boundary, J = cls._check_common(boundary, J)
-        return cls(parse_size(size, 2), boundary, J)
+    h: float = eqx.field(static=True, default=0.0, converter=_as_field)
 
     def neighbours(self) -> np.ndarray:
         return torus_neighbours((self.shape[0], self.shape[1]))
 
     # Rolls instead of gathers: the fast path for checkerboard updates.
     def _neighbour_sum(self, states: Array) -> Array:
-        s = states.astype(jnp.float32)
-        return (
-            jnp.roll(s, 1, axis=-2)
-            + jnp.roll(s, -1, axis=-2)
-            + jnp.roll(s, 1, axis=-1)
-            + jnp.roll(s, -1, axis=-1)
-        )
+        up, down, left, right = rolled_neighbours(states.astype(jnp.float32))
+        return up + down + left + right
 
     def energy(self, states: Array) -> Float[Array, "*batch"]:
         s = states.astype(jnp.float32)
         bonds = s * (jnp.roll(s, -1, axis=-2) + jnp.roll(s, -1, axis=-1))
-        return -self.J * jnp.sum(bonds, axis=(-2, -1))
+        energy = -self.J * jnp.sum(bonds, axis=(-2, -1))
+        return energy if self.h == 0 else energy - self.h * jnp.sum(s, axis=(-2, -1))
 
     def delta_energy(self, states: Array, proposed: Array) -> Float[Array, "*batch lx ly"]:
         change = proposed.astype(jnp.float32) - states.astype(jnp.float32)
-        return -self.J * change * self._neighbour_sum(states)
+        delta = -self.J * change * self._neighbour_sum(states)
+        return delta if self.h == 0 else delta - self.h * change
 
     def colouring(self) -> np.ndarray:
-        lx, ly = self.shape
-        if lx % 2 == 0 and ly % 2 == 0:
-            x, y = np.indices((lx, ly))
-            return ((x + y) % 2).astype(np.int32)
-        return super().colouring()
+        checkerboard = checkerboard_colouring(self.shape)
+        return super().colouring() if checkerboard is None else checkerboard
 
     def correlation_distances(self) -> np.ndarray:
         return np.arange(1, min(self.shape) // 2 + 1)
@@ -122,9 +155,10 @@ class Ising2D(_IsingBond):
         return torus_correlation(vectors, self.correlation_distances())
 
     def exact(self, temps: np.ndarray) -> ExactResult | None:
-        from ..exact._enumerate import can_enumerate, enumerate_exact
-        from ..exact._ising2d import FrustratedTorusError, ising2d_torus
-
+        """Kaufman's torus at h = 0 (with |m| and correlations by enumeration where small);
+        in a field, or on a frustrated torus, enumeration where small, else None."""
+        if self.h != 0:
+            return enumerate_exact(self, temps) if can_enumerate(self) else None
         lx, ly = self.shape
         try:
             result = ising2d_torus(lx, ly, temps, J=self.J)
@@ -132,22 +166,14 @@ class Ising2D(_IsingBond):
             return enumerate_exact(self, temps) if can_enumerate(self) else None
         if can_enumerate(self):  # magnetisation and correlations by enumeration
             counted = enumerate_exact(self, temps)
-            result = _with_magnetization(result, counted.abs_magnetization)
-            result = ExactResult(
-                **{
-                    **result.__dict__,
-                    "correlation": counted.correlation,
-                    "distances": counted.distances,
-                }
+            result = dataclasses.replace(
+                result,
+                abs_magnetization=counted.abs_magnetization,
+                correlation=counted.correlation,
+                distances=counted.distances,
             )
         return result
 
     def exact_infinite(self, temps: np.ndarray) -> ExactResult:
         """Onsager's infinite-lattice values (context for plots; not the finite reference)."""
-        from ..exact._ising2d import ising2d_infinite
-
         return ising2d_infinite(temps, J=self.J)
-
-
-def _with_magnetization(result: ExactResult, magnetization: np.ndarray | None) -> ExactResult:
-    return ExactResult(**{**result.__dict__, "abs_magnetization": magnetization})

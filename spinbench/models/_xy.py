@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -10,7 +10,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ..exact._result import ExactResult
-from ._base import AbstractModel, parse_size
+from ..exact._xy1d import xy1d_exact
+from ._base import AbstractModel
 from ._lattice import chain_correlation, chain_neighbours
 
 
@@ -20,18 +21,12 @@ class XY1D(AbstractModel):
     name: ClassVar[str] = "xy1d"
     spin_values: ClassVar[tuple[int, ...] | None] = None
     symmetry: ClassVar[str | None] = "rotation"
+    dimensions: ClassVar[int] = 1
     boundaries: ClassVar[tuple[str, ...]] = ("free", "periodic")
 
     shape: tuple[int, ...] = eqx.field(static=True)
     boundary: str = eqx.field(static=True, default="free")
     J: float = eqx.field(static=True, default=1.0)
-
-    @classmethod
-    def from_size(
-        cls, size: str | int | tuple[int, ...], *, boundary: str | None = None, J: float = 1.0
-    ) -> Self:
-        boundary, J = cls._check_common(boundary, J)
-        return cls(parse_size(size, 1), boundary, J)
 
     def neighbours(self) -> np.ndarray:
         return chain_neighbours(self.n_sites, self.boundary)
@@ -45,6 +40,4 @@ class XY1D(AbstractModel):
         )
 
     def exact(self, temps: np.ndarray) -> ExactResult:
-        from ..exact._xy1d import xy1d_exact
-
         return xy1d_exact(self.n_sites, temps, boundary=self.boundary, J=self.J)

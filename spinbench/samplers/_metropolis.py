@@ -162,7 +162,7 @@ class Metropolis(AbstractChainSampler):
         Ising2D exactly (no subclass, which may change its energy), even torus, no field."""
         if self.kernel != "auto" or self.update != "checkerboard":
             return None
-        if type(self.rule) is not MetropolisRule or type(model) is not Ising2D:
+        if type(self.rule) is not MetropolisRule or type(model) is not Ising2D or model.h != 0:
             return None
         return _packed.layout_for(model, batch)
 

@@ -11,8 +11,6 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from .._errors import RegistryError
-from .._registry import get_registry
 from .._samples import Samples
 from ..generators import AbstractGenerator, TrainedGenerator
 from ..models import XY1D, AbstractModel, Ising1D
@@ -44,22 +42,11 @@ def _generator_model(generator: AbstractGenerator) -> AbstractModel | None:
 
 
 def _load_trained(trained: TrainedGenerator, directory: Path) -> TrainedGenerator:
-    """Save ``trained`` to ``directory`` and load it back through the public API (which finds
-    the generator class by its registry name)."""
-    cls, name = type(trained.generator), trained.generator.name
-    try:
-        registered = get_registry().get("generators", name)
-    except RegistryError as error:
-        raise _Fail(
-            f"TrainedGenerator.load finds the generator by its registry name, and {name!r} is "
-            f"not registered ({error}); install the plugin (its entry point) before this check"
-        ) from error
-    _require(
-        registered is cls,
-        f"the registry name {name!r} belongs to {registered.__qualname__}, not {cls.__qualname__}",
-    )
+    """Save ``trained`` to ``directory`` and load it back into a template made from a copy of
+    the generator built from its settings (what a later session would do)."""
     trained.save(directory)
-    return TrainedGenerator.load(directory)
+    rebuilt = type(trained.generator).from_options(**trained.generator.settings())
+    return TrainedGenerator.load(directory, generator=rebuilt, model=trained.model)
 
 
 def check_generator(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -128,20 +129,9 @@ def _check_attributes(rec: _Recorder, cls: type) -> None:
                 f"spin_values {values!r} must be ints that fit int8",
             )
             _require(len(set(values)) == len(values), f"spin_values {values!r} repeat a value")
-        symmetry = cls.symmetry
-        _require(
-            symmetry is None or symmetry in SYMMETRIES,
-            f"symmetry {symmetry!r} is not known; use None or one of: {', '.join(SYMMETRIES)}",
-        )
-        if symmetry == "flip":
-            _require(
-                values is None or set(values) == {-v for v in values},
-                f"symmetry 'flip' needs spin_values symmetric about 0, got {values}",
-            )
-        if symmetry == "rotation":
-            _require(values is None, "symmetry 'rotation' is for angles (spin_values None)")
-        if symmetry == "permutation":
-            _require(values is not None, "symmetry 'permutation' needs discrete spin_values")
+        declared = inspect.getattr_static(cls, "symmetry", None)
+        if not isinstance(declared, property):  # else declared per instance: see "symmetry"
+            _symmetry_problem(declared, values)
         boundaries = cls.boundaries
         _require(
             isinstance(boundaries, tuple)
@@ -154,6 +144,23 @@ def _check_attributes(rec: _Recorder, cls: type) -> None:
             tc is None or (isinstance(tc, int | float) and math.isfinite(tc) and tc > 0),
             f"critical_temperature {plain(tc)!r} must be None or a positive number",
         )
+
+
+def _symmetry_problem(symmetry: Any, values: tuple[int, ...] | None) -> None:
+    """Fail unless ``symmetry`` is a known one that the spin values allow."""
+    _require(
+        symmetry is None or symmetry in SYMMETRIES,
+        f"symmetry {symmetry!r} is not known; use None or one of: {', '.join(SYMMETRIES)}",
+    )
+    if symmetry == "flip":
+        _require(
+            values is None or set(values) == {-v for v in values},
+            f"symmetry 'flip' needs spin_values symmetric about 0, got {values}",
+        )
+    if symmetry == "rotation":
+        _require(values is None, "symmetry 'rotation' is for angles (spin_values None)")
+    if symmetry == "permutation":
+        _require(values is not None, "symmetry 'permutation' needs discrete spin_values")
 
 
 def _model_static(model: AbstractModel) -> None:
@@ -242,7 +249,8 @@ def _model_propose(model: AbstractModel) -> None:
 
 
 def _reference_energy(model: AbstractModel, states: np.ndarray) -> np.ndarray:
-    """Half the sum of ``bond_energy`` over every (site, neighbour) pair of the table."""
+    """Half the sum of ``bond_energy`` over every (site, neighbour) pair of the table, plus
+    ``site_energy`` of every site."""
     table = np.asarray(model.neighbours())
     flat = np.asarray(states).reshape(len(states), model.n_sites)
     total = np.zeros(len(states), np.float64)
@@ -251,6 +259,14 @@ def _reference_energy(model: AbstractModel, states: np.ndarray) -> np.ndarray:
         partner = flat[:, np.where(valid, table[:, k], 0)]
         bonds = np.asarray(model.bond_energy(jnp.asarray(flat), jnp.asarray(partner)), np.float64)
         total += 0.5 * np.sum(np.where(valid, bonds, 0.0), axis=-1)
+    site = model.site_energy(jnp.asarray(flat))
+    if site is not None:
+        _require(
+            np.shape(site) == flat.shape,
+            f"site_energy gives shape {np.shape(site)} for spins of shape {flat.shape}; it must "
+            "be elementwise",
+        )
+        total += np.sum(np.asarray(site, np.float64), axis=-1)
     return total
 
 
@@ -394,6 +410,8 @@ def _transform(model: AbstractModel, states: Any, rng: np.random.Generator) -> t
 
 
 def _model_symmetry(rec: _Recorder, model: AbstractModel) -> None:
+    with rec.check("symmetry", _where(model)):
+        _symmetry_problem(model.symmetry, model.spin_values)
     if model.symmetry is None:
         rec.skip("symmetry", "the model declares no global symmetry (symmetry = None)")
         return
@@ -489,8 +507,8 @@ def _model_exact(rec: _Recorder, model: AbstractModel) -> None:
                 np.allclose(np.asarray(result.temps, np.float64), temps),
                 f"exact(temps).temps is {result.temps}, not the temperatures asked for {temps}",
             )
-            for name in ("energy", "heat_capacity", "abs_magnetization", "ln_z"):
-                value = getattr(result, name)
+            for name in ("energy", "heat_capacity", "abs_magnetization", "ln_z", *result.extra):
+                value = result.observable(name)
                 if value is not None:
                     _require(
                         np.shape(value) == temps.shape,
@@ -512,18 +530,26 @@ def _model_exact(rec: _Recorder, model: AbstractModel) -> None:
             # The total ln Z of the finite system (spinbench.exact's convention), not per site.
             "ln_z": -beta * energies.min() + top + np.log(np.exp(shifted - top[:, None]).sum(1)),
         }
-        wants_m = result is not None and result.abs_magnetization is not None
+        scalars = [] if result is None else ["abs_magnetization", *sorted(result.extra)]
+        scalars = [
+            name for name in scalars if result is not None and result.observable(name) is not None
+        ]
         wants_corr = result is not None and result.correlation is not None
-        if wants_m or wants_corr:
+        if scalars or wants_corr:
             observables = jax.jit(model.observables)
             parts = [
                 observables(jnp.asarray(states[i : i + 2**13]))
                 for i in range(0, len(states), 2**13)
             ]
-            m = np.concatenate([np.asarray(p["abs_magnetization"], np.float64) for p in parts])
+            for name in scalars:
+                _require(
+                    name in parts[0],
+                    f"exact() gives {name!r}, which observables() does not measure; exact values "
+                    f"must be of observables the model measures ({', '.join(parts[0])})",
+                )
+                values = np.concatenate([np.asarray(p[name], np.float64) for p in parts])
+                counted[name] = probabilities @ values
             corr = np.concatenate([np.asarray(p["correlation"], np.float64) for p in parts])
-            if wants_m:
-                counted["abs_magnetization"] = probabilities @ m
             if wants_corr:
                 assert result is not None and result.correlation is not None
                 distances = np.asarray(model.correlation_distances())
@@ -549,7 +575,7 @@ def _model_exact(rec: _Recorder, model: AbstractModel) -> None:
                     )
 
         for name, expected in counted.items():
-            value = None if result is None else getattr(result, name)
+            value = None if result is None else result.observable(name)
             if value is None:
                 continue
             got = np.asarray(value, np.float64)
