@@ -258,7 +258,7 @@ class TrainedGenerator:
         if not isinstance(meta, dict) or meta.get("format") != TRAINED_FORMAT_VERSION:
             found = meta.get("format") if isinstance(meta, dict) else None
             raise LoadError(f"{source}: trained-generator format {found!r} is not known")
-        saved = (meta.get("generator"), meta.get("options"), meta.get("model"))
+        saved = [meta.get("generator"), meta.get("options"), meta.get("model")]
         given = (generator.name, generator.settings(), model.describe())
         if json.loads(json.dumps(given, default=str)) != saved:
             raise LoadError(

@@ -8,9 +8,10 @@ on enumerable systems the KL divergence to the Boltzmann distribution is exact
 (:meth:`MADE.log_prob`).
 
 One network per temperature: the parameters carry a leading temperature axis, and training
-(Adam, ``lax.scan`` over epochs and minibatches) is ``jax.vmap``-ed over it inside one
-``eqx.filter_jit`` program. A step whose loss or new parameters are not finite freezes that
-temperature at its last finite parameters and records the step in ``diverged_step``.
+runs on spinbench's shared loop (:func:`spinbench.generators.train`): one Adam step of the
+negative log-likelihood (:class:`MADEObjective`) per minibatch, every temperature in one jitted
+program, with a progress bar, and a temperature whose step is not finite frozen at its last
+finite parameters and recorded in ``diverged_step``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import spinbench
 from jax import lax
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 from spinbench import AbstractGenerator, AbstractModel, Samples, TrainedGenerator
+from spinbench.generators import AbstractObjective, TrainConfig, train
 
 
 class MADENet(eqx.Module):
@@ -62,9 +65,23 @@ def _log_prob(net: MADENet, x: Float[Array, "batch n"]) -> Float[Array, " batch"
     return jnp.sum(x * logits - jax.nn.softplus(logits), axis=-1)
 
 
-def _all_finite(tree: Any) -> Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree) if eqx.is_array(x)]
-    return jnp.all(jnp.stack(leaves))
+class MADEObjective(AbstractObjective):
+    """One temperature's update: an Adam step on the mean negative log-likelihood."""
+
+    learning_rate: float = eqx.field(static=True)
+
+    def init_state(self, params: MADENet) -> Any:
+        return optax.adam(self.learning_rate).init(eqx.filter(params, eqx.is_array))
+
+    def step(
+        self, params: MADENet, opt_state: Any, batch: Array, *, key: PRNGKeyArray, epoch: Array
+    ) -> tuple[MADENet, Any, dict[str, Array]]:
+        def loss(net: MADENet) -> Array:
+            return -jnp.mean(_log_prob(net, batch))
+
+        value, grads = eqx.filter_value_and_grad(loss)(params)
+        updates, opt_state = optax.adam(self.learning_rate).update(grads, opt_state, params)
+        return eqx.apply_updates(params, updates), opt_state, {"loss": value}
 
 
 class MADE(AbstractGenerator):
@@ -102,29 +119,42 @@ class MADE(AbstractGenerator):
             b2=jnp.zeros((n_temps, n)),
         )
 
-    def fit(self, model: AbstractModel, data: Samples, *, key: PRNGKeyArray) -> TrainedGenerator:
+    def fit(
+        self,
+        model: AbstractModel,
+        data: Samples,
+        *,
+        key: PRNGKeyArray,
+        progress: bool | None = None,
+    ) -> TrainedGenerator:
         problem = self.supports(model)
         if problem is not None:
-            raise ValueError(problem)
+            raise spinbench.UnsupportedModelError(problem)
         assert model.spin_values is not None
         n_temps = len(data.temps)
         x = np.asarray(data.states).reshape(n_temps, -1, model.n_sites) == model.spin_values[1]
-        n_data = x.shape[1]
-        batch = min(self.batch_size, n_data)
-        steps = n_data // batch
         init_key, train_key = jax.random.split(key)
-        params = self.init(model, n_temps, key=init_key)
-        params, history, diverged = _train(
-            self, params, jnp.asarray(x, jnp.float32), train_key, steps, batch
+        config = TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            progress=progress,
+            description="training made",
+        )
+        result = train(
+            MADEObjective(self.learning_rate),
+            self.init(model, n_temps, key=init_key),
+            jnp.asarray(x, jnp.float32),
+            config,
+            key=train_key,
         )
         return TrainedGenerator(
             generator=self,
             model=model,
             temps=np.asarray(data.temps, np.float64),
-            params=params,
-            history={"loss": np.asarray(history, np.float64)},
-            diverged_step=np.asarray(diverged, np.int64),
-            info={"steps_per_epoch": steps, "batch_size": batch},
+            params=result.params,
+            history=result.history,
+            diverged_step=result.diverged_step,
+            info={"steps_per_epoch": result.steps_per_epoch, "batch_size": result.batch_size},
         )
 
     def generate_states(
@@ -147,53 +177,6 @@ class MADE(AbstractGenerator):
 
 
 @eqx.filter_jit
-def _train(
-    generator: MADE,
-    params: MADENet,
-    x: Float[Array, "temps data n"],
-    key: PRNGKeyArray,
-    steps: int,
-    batch: int,
-) -> tuple[MADENet, Float[Array, "temps epochs"], Int[Array, " temps"]]:
-    """Every temperature's network, trained at once (vmap); returns the parameters, the mean
-    loss per epoch and the first non-finite step (-1: none)."""
-    optimizer = optax.adam(generator.learning_rate)
-    n_data = x.shape[1]
-
-    def one(net: MADENet, data: Array, key: PRNGKeyArray) -> tuple[Any, Array, Array]:
-        opt_state = optimizer.init(net)
-
-        def loss_fn(net: MADENet, batch_x: Array) -> Array:
-            return -jnp.mean(_log_prob(net, batch_x))
-
-        def epoch(carry: tuple[Any, Any, Array, Array], key_e: PRNGKeyArray) -> Any:
-            def step(carry: tuple[Any, Any, Array, Array], index: Array) -> Any:
-                net, opt_state, diverged, count = carry
-                loss, grads = eqx.filter_value_and_grad(loss_fn)(net, data[index])
-                updates, new_state = optimizer.update(grads, opt_state, net)
-                new_net = eqx.apply_updates(net, updates)
-                ok = (diverged < 0) & jnp.isfinite(loss) & _all_finite(new_net)
-                net, opt_state = jax.tree_util.tree_map(
-                    lambda new, old: jnp.where(ok, new, old), (new_net, new_state), (net, opt_state)
-                )
-                diverged = jnp.where((diverged < 0) & ~ok, count, diverged)
-                return (net, opt_state, diverged, count + 1), jnp.where(ok, loss, jnp.nan)
-
-            order = jax.random.permutation(key_e, n_data)[: steps * batch].reshape(steps, batch)
-            carry, losses = lax.scan(step, carry, order)
-            return carry, jnp.mean(losses)
-
-        init = (net, opt_state, jnp.int32(-1), jnp.int32(0))
-        (net, _, diverged, _), history = lax.scan(
-            epoch, init, jax.random.split(key, generator.epochs)
-        )
-        return net, history, diverged
-
-    keys = jax.random.split(key, x.shape[0])
-    return jax.vmap(one)(params, x, keys)
-
-
-@eqx.filter_jit
 def _sample(params: MADENet, key: PRNGKeyArray, n: int) -> Float[Array, "temps n sites"]:
     """``n`` exact samples per temperature, site by site (one network pass per site)."""
 
@@ -210,4 +193,4 @@ def _sample(params: MADENet, key: PRNGKeyArray, n: int) -> Float[Array, "temps n
     return jax.vmap(one)(params, jax.random.split(key, params.b2.shape[0]))
 
 
-__all__ = ["MADE", "MADENet"]
+__all__ = ["MADE", "MADENet", "MADEObjective"]

@@ -14,10 +14,9 @@ if a satisfied bond to a frontier site passes its own uniform draw; the joiners 
 frontier. Growth is a ``lax.while_loop`` that ends when the frontier is empty, so a step costs
 O(n_sites * z) whatever the cluster size. ``jax.vmap`` over chains and temperatures turns the
 loop into one loop that runs until the deepest cluster of the batch is complete (finished
-chains are masked). Updates run in ``lax.fori_loop``/``lax.scan`` inside one ``eqx.filter_jit``
-program per chunk of measurements (the warm-up runs inside the first); the neighbour table is
-passed as arrays, so every lattice of one shape shares the compiled program, whatever its J. The
-key of each chain is split once per cluster update, so the chunking changes nothing.
+chains are masked). spinbench's chain loop (:class:`spinbench.AbstractChainSampler`) runs the
+warm-up and the measurements; the key of each chain is split once per cluster update, so the
+chunking changes nothing.
 
 **Sweeps.** A sweep here is ``clusters`` cluster updates (default 1), a fixed number: a
 variable number chosen from the cluster sizes would be a stopping rule that biases the
@@ -28,9 +27,6 @@ cluster size over ``n_sites``, per temperature and chain.
 
 from __future__ import annotations
 
-import importlib.metadata
-import operator
-import sys
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -39,23 +35,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, Shaped
-from spinbench import AbstractModel, AbstractSampler, Samples
-
-#: The measured sweeps run in about this many jitted chunks (one progress-bar step each).
-TARGET_CHUNKS = 20
-
-
-def _as_int(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    try:
-        return operator.index(value)
-    except TypeError:
-        return value
+from spinbench import AbstractChainSampler, AbstractModel
+from spinbench.samplers import as_count
 
 
 def ising_coupling(model: AbstractModel) -> float | None:
-    """J of ``bond_energy(a, b) = -J a b`` if ``model`` has Ising spins and bonds, else None."""
+    """J of ``bond_energy(a, b) = -J a b`` if ``model`` has Ising spins and bonds and no site
+    terms, else None."""
     if model.spin_values is None or sorted(model.spin_values) != [-1, 1]:
         return None
     a = jnp.asarray([1, 1, -1, -1], jnp.int8)
@@ -64,18 +50,25 @@ def ising_coupling(model: AbstractModel) -> float | None:
     J = -float(e[0])
     if J == 0.0 or not np.allclose(e, [-J, J, J, -J], rtol=1e-6, atol=1e-9):
         return None
+    if model.site_energy(a) is not None:
+        return None
     return J
 
 
 class WolffState(eqx.Module):
-    """The chains: flat configurations, one key per chain, cluster sites flipped so far."""
+    """The chains: flat configurations, one key per chain, cluster sites flipped since the
+    counters were last reset, each chain's bond probability and the neighbour table."""
 
     spins: Shaped[Array, "temps chains n_sites"]
     key: PRNGKeyArray  # shape (temps, chains)
     flipped: Int[Array, "temps chains"]
+    p_add: Float[Array, " temps"]
+    index: Int[Array, "n_sites z"]
+    satisfiable: Bool[Array, "n_sites z"]
+    sign: Float[Array, ""]
 
 
-class Wolff(AbstractSampler):
+class Wolff(AbstractChainSampler):
     """Wolff cluster updates for Ising models, vectorised over temperatures and chains.
 
     Options as for Metropolis (so a grid's ``[reference]`` options apply to it too): ``chains``
@@ -85,29 +78,16 @@ class Wolff(AbstractSampler):
 
     name: ClassVar[str] = "wolff"
 
-    chains: int = eqx.field(static=True, default=20, converter=_as_int)
-    warmup: int = eqx.field(static=True, default=2000, converter=_as_int)
-    sweeps: int = eqx.field(static=True, default=10000, converter=_as_int)
-    every: int = eqx.field(static=True, default=20, converter=_as_int)
-    clusters: int = eqx.field(static=True, default=1, converter=_as_int)
+    chains: int = eqx.field(static=True, default=20, converter=as_count)
+    warmup: int = eqx.field(static=True, default=2000, converter=as_count)
+    sweeps: int = eqx.field(static=True, default=10000, converter=as_count)
+    every: int = eqx.field(static=True, default=20, converter=as_count)
+    clusters: int = eqx.field(static=True, default=1, converter=as_count)
 
     def __check_init__(self) -> None:
-        for option in ("chains", "sweeps", "every", "clusters"):
-            value = getattr(self, option)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{option} must be a positive integer, got {value!r}")
-        if not isinstance(self.warmup, int) or isinstance(self.warmup, bool) or self.warmup < 0:
-            raise ValueError(f"warmup must be a non-negative integer, got {self.warmup!r}")
-        if self.every > self.sweeps:
-            raise ValueError(
-                f"every={self.every} is larger than sweeps={self.sweeps}: no configuration "
-                f"would be measured; give sweeps >= every"
-            )
-
-    @property
-    def n_samples(self) -> int:
-        """Configurations per chain: ``sweeps // every``."""
-        return self.sweeps // self.every
+        clusters = self.clusters
+        if not isinstance(clusters, int) or isinstance(clusters, bool) or clusters < 1:
+            raise ValueError(f"clusters must be a positive integer, got {clusters!r}")
 
     def supports(self, model: AbstractModel) -> str | None:
         if model.spin_values is None or sorted(model.spin_values) != [-1, 1]:
@@ -115,98 +95,69 @@ class Wolff(AbstractSampler):
             return f"wolff flips clusters of Ising spins (-1, 1); {model.name} has {values}"
         if ising_coupling(model) is None:
             return (
-                f"wolff needs Ising bonds, bond_energy(a, b) = -J a b; {model.name}'s bond "
-                f"energy is not of that form"
+                f"wolff needs Ising bonds, bond_energy(a, b) = -J a b, and no field; "
+                f"{model.name}'s energy is not of that form"
             )
         return None
 
-    # ------------------------------------------------------------------ public entry point
-    def sample(
-        self,
-        model: AbstractModel,
-        temps: np.ndarray,
-        *,
-        key: PRNGKeyArray,
-        seed: int | None = None,
-        progress: bool | None = None,
-    ) -> Samples:
-        """Sample ``model`` at every temperature; states ``(temps, chains, sweeps//every,
-        *lattice)``. ``progress``: True shows a bar on stderr, None only on a terminal.
-        ``seed`` is only recorded (the randomness comes from ``key``)."""
-        from tqdm.auto import tqdm
-
-        temps = _check_temps(temps)
-        problem = self.supports(model)
-        if problem is not None:
-            raise ValueError(f"wolff cannot sample {model.name}: {problem}")
+    def init_state(self, model: AbstractModel, temps: np.ndarray, *, key: PRNGKeyArray) -> Any:
+        """Uniformly random configurations and independent keys, ``chains`` per temperature."""
         J = ising_coupling(model)
         assert J is not None
-        table = np.asarray(model.neighbours())
-        lattice = _Lattice(
-            index=jnp.asarray(np.where(table >= 0, table, 0), jnp.int32),
-            valid=jnp.asarray(table >= 0),
-            sign=jnp.float32(1.0 if J > 0 else -1.0),
-        )
-        p_add = jnp.asarray(-np.expm1(-2.0 * abs(J) / temps), jnp.float32)
-        n_samples = self.n_samples
-        chunk = _chunk_size(n_samples)
-        states = np.empty(
-            (len(temps), self.chains, n_samples, model.n_sites), dtype=np.dtype(model.dtype)
-        )
-        state = self.init_state(model, len(temps), key=key)
-        disable = (not sys.stderr.isatty()) if progress is None else not progress
-        with tqdm(
-            total=self.warmup + n_samples * self.every,
-            unit="sweep",
-            desc=f"{self.name} {model.name} {model.size}",
-            disable=disable,
-            file=sys.stderr,
-            leave=False,
-        ) as bar:
-            for start in range(0, n_samples, chunk):
-                # The warm-up runs inside the first chunk's program (one compiled program).
-                warmup = self.warmup * self.clusters if start == 0 else 0
-                state, measured = _run(self, lattice, p_add, state, chunk, jnp.int32(warmup))
-                states[:, :, start : start + chunk] = np.asarray(measured)
-                bar.update(chunk * self.every + (self.warmup if start == 0 else 0))
-        updates = n_samples * self.every * self.clusters
-        fraction = np.asarray(state.flipped, np.float64) / (updates * model.n_sites)
-        settings = self.settings()
-        return Samples(
-            states=states.reshape(len(temps), self.chains, n_samples, *model.shape),
-            temps=temps,
-            model=model.describe(),
-            method=self.name,
-            settings=settings,
-            seed=seed,
-            info={"cluster_fraction": fraction},
-            provenance=_provenance(seed, settings),
-        )
-
-    def init_state(self, model: AbstractModel, n_temps: int, *, key: PRNGKeyArray) -> WolffState:
-        """Uniformly random configurations and independent keys, ``chains`` per temperature."""
+        n_temps = len(temps)
         init_key, chain_key = jax.random.split(key)
         keys = jax.random.split(chain_key, n_temps * self.chains)
         keys = keys.reshape((n_temps, self.chains, *keys.shape[1:]))
         spins = model.random_states((n_temps, self.chains), key=init_key)
-        spins = spins.reshape(n_temps, self.chains, model.n_sites)
-        return WolffState(spins, keys, jnp.zeros((n_temps, self.chains), jnp.int32))
+        table = np.asarray(model.neighbours())
+        return WolffState(
+            spins=spins.reshape(n_temps, self.chains, model.n_sites),
+            key=keys,
+            flipped=jnp.zeros((n_temps, self.chains), jnp.int32),
+            p_add=jnp.asarray(-np.expm1(-2.0 * abs(J) / np.asarray(temps)), jnp.float32),
+            index=jnp.asarray(np.where(table >= 0, table, 0), jnp.int32),
+            satisfiable=jnp.asarray(table >= 0),
+            sign=jnp.float32(1.0 if J > 0 else -1.0),
+        )
 
-    # ------------------------------------------------------------------ one chain
+    def advance(
+        self, model: AbstractModel, temps: Array, state: WolffState, n_sweeps: Int[Array, ""]
+    ) -> WolffState:
+        def chain(spins: Array, key: Array, flipped: Array, p: Array) -> tuple[Array, ...]:
+            def update(_: Any, carry: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+                spins, key, flipped = carry
+                key, update_key = jax.random.split(key)
+                spins, size = self._cluster_update(state, p, spins, update_key)
+                return spins, key, flipped + size
+
+            return lax.fori_loop(0, n_sweeps * self.clusters, update, (spins, key, flipped))
+
+        over_chains = jax.vmap(chain, in_axes=(0, 0, 0, None))
+        spins, keys, flipped = jax.vmap(over_chains)(
+            state.spins, state.key, state.flipped, state.p_add
+        )
+        return eqx.tree_at(lambda s: (s.spins, s.key, s.flipped), state, (spins, keys, flipped))
+
+    def measure(self, model: AbstractModel, state: WolffState) -> Array:
+        return state.spins.reshape(*state.spins.shape[:2], *model.shape)
+
+    def diagnostics(self, model: AbstractModel, state: WolffState) -> dict[str, Array]:
+        """Flipped spins per cluster update (reported per site: the cluster fraction)."""
+        return {"cluster_fraction": state.flipped.astype(jnp.float32) / self.clusters}
+
+    def reset_diagnostics(self, state: WolffState) -> WolffState:
+        return eqx.tree_at(lambda s: s.flipped, state, jnp.zeros_like(state.flipped))
+
     def _cluster_update(
-        self,
-        lattice: _Lattice,
-        p_add: Float[Array, ""],
-        spins: Shaped[Array, " n_sites"],
-        key: PRNGKeyArray,
+        self, state: WolffState, p_add: Float[Array, ""], spins: Array, key: PRNGKeyArray
     ) -> tuple[Shaped[Array, " n_sites"], Int[Array, ""]]:
         """Grow one cluster from a random seed and flip it; returns the spins and its size."""
-        index, valid = lattice.index, lattice.valid
+        index = state.index
         n, z = index.shape
         key_seed, key_grow = jax.random.split(key)
         s = spins.astype(jnp.float32)
         # A bond can join its far end only if satisfied; spins do not change while growing.
-        satisfied = valid & (lattice.sign * s[:, None] * s[index] > 0)
+        satisfied = state.satisfiable & (state.sign * s[:, None] * s[index] > 0)
         cluster = jnp.zeros(n, bool).at[jax.random.randint(key_seed, (), 0, n)].set(True)
 
         def grow(carry: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
@@ -221,101 +172,6 @@ class Wolff(AbstractSampler):
 
         cluster, _, _ = lax.while_loop(growing, grow, (cluster, cluster, key_grow))
         return jnp.where(cluster, -spins, spins), jnp.sum(cluster, dtype=jnp.int32)
-
-    def _advance_chain(
-        self,
-        lattice: _Lattice,
-        p_add: Float[Array, ""],
-        spins: Array,
-        key: PRNGKeyArray,
-        flipped: Array,
-        n_updates: Int[Array, ""] | int,
-    ) -> tuple[Array, Array, Array]:
-        """``n_updates`` cluster updates of one chain; the key is split once per update."""
-
-        def body(_: Any, carry: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
-            spins, key, flipped = carry
-            key, update_key = jax.random.split(key)
-            spins, size = self._cluster_update(lattice, p_add, spins, update_key)
-            return spins, key, flipped + size
-
-        return lax.fori_loop(0, n_updates, body, (spins, key, flipped))
-
-
-class _Lattice(eqx.Module):
-    """The neighbour table as arrays (traced, so lattices of one shape share a program) and the
-    sign of J (+1: clusters of aligned spins, -1: of anti-aligned spins)."""
-
-    index: Int[Array, "n_sites z"]
-    valid: Bool[Array, "n_sites z"]
-    sign: Float[Array, ""]
-
-
-@eqx.filter_jit
-def _run(
-    sampler: Wolff,
-    lattice: _Lattice,
-    p_add: Float[Array, " temps"],
-    state: WolffState,
-    n_samples: int,
-    n_warmup: Int[Array, ""],
-) -> tuple[WolffState, Shaped[Array, "temps chains samples n_sites"]]:
-    """``n_warmup`` cluster updates, then ``n_samples`` x (``every`` sweeps, then record), for
-    every chain (vmap) at every temperature (vmap), in one program."""
-    per_sample = sampler.every * sampler.clusters
-
-    def chain(spins: Array, key: Array, flipped: Array, p: Array) -> tuple[Array, ...]:
-        # Warm-up updates are not counted in ``flipped`` (the measured cluster sizes).
-        spins, key, _ = sampler._advance_chain(lattice, p, spins, key, flipped * 0, n_warmup)
-        carry = (spins, key, flipped)
-
-        def record(carry: tuple[Array, Array, Array], _: None) -> tuple[Any, Array]:
-            carry = sampler._advance_chain(lattice, p, *carry, per_sample)
-            return carry, carry[0]
-
-        (spins, key, flipped), measured = lax.scan(record, carry, None, length=n_samples)
-        return spins, key, flipped, measured
-
-    over_chains = jax.vmap(chain, in_axes=(0, 0, 0, None))
-    spins, keys, flipped, measured = jax.vmap(over_chains)(
-        state.spins, state.key, state.flipped, p_add
-    )
-    return WolffState(spins, keys, flipped), measured
-
-
-def _check_temps(temps: Any) -> np.ndarray:
-    values = np.atleast_1d(np.asarray(temps, np.float64))
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"temperatures must be a non-empty 1D list, got {temps!r}")
-    bad = ~(np.isfinite(values) & (values > 0))
-    if bad.any():
-        raise ValueError(f"temperature must be finite and > 0, got {values[bad][0]!r}")
-    return values
-
-
-def _chunk_size(n_samples: int, target: int = TARGET_CHUNKS) -> int:
-    """The largest divisor of ``n_samples`` giving at least ``target`` equal chunks."""
-    limit = max(1, n_samples // target)
-    return max(d for d in range(1, limit + 1) if n_samples % d == 0)
-
-
-def _provenance(seed: int | None, settings: dict[str, Any]) -> dict[str, Any]:
-    def version(name: str) -> str:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    device = jax.devices()[0]
-    return {
-        "spinbench": version("spinbench"),
-        "spinbench-wolff": version("spinbench-wolff"),
-        "jax": version("jax"),
-        "platform": device.platform,
-        "device": getattr(device, "device_kind", str(device)),
-        "seed": seed,
-        "settings": settings,
-    }
 
 
 __all__ = ["Wolff", "WolffState", "ising_coupling"]

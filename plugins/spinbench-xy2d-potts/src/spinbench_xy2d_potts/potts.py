@@ -1,11 +1,10 @@
 """The q-state Potts model on an Lx x Ly torus: spins 0..q-1, H = -J sum_<ij> delta(s_i, s_j).
 
-**Choosing q.** spinbench builds a model from its registry name and
-``from_size(size, boundary=..., J=...)`` only: a grid's ``[[models]]`` table and
-``spinbench exact``/``sample`` have no other model options, and ``size`` must spell the lattice
-(tables and cache keys use it). So each q is its own registered model: ``potts3`` and
-``potts4`` (the continuous transitions; q > 4 is first order). Another q is a three-line
-subclass of :class:`AbstractPotts` (see the README).
+**Choosing q.** q fixes the spin values, which are a class attribute of a spinbench model
+(the conformance kit and the generators read them from the class), so each q is its own
+registered model rather than a model option: ``potts3`` and ``potts4`` (the continuous
+transitions; q > 4 is first order). Another q is a three-line subclass of
+:class:`AbstractPotts` (see the README).
 
 **Exact facts.** The infinite square lattice orders at T_c = J / ln(1 + sqrt(q)) (Baxter), where
 the energy per site is -J (1 + 1/sqrt(q)). For small tori (q**n_sites up to about 2**24
@@ -24,16 +23,14 @@ permutations of the q states (``symmetry = "permutation"``).
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 from spinbench import AbstractModel
-from spinbench.models import parse_size
-
-from ._torus import checkerboard, torus_correlation, torus_neighbours
+from spinbench.models import checkerboard_colouring, torus_correlation, torus_neighbours
 
 
 def potts_critical_temperature(q: int, J: float = 1.0) -> float:
@@ -47,19 +44,13 @@ class AbstractPotts(AbstractModel):
     everything else are shared."""
 
     q: ClassVar[int]
+    dimensions: ClassVar[int] = 2
     symmetry: ClassVar[str | None] = "permutation"
     boundaries: ClassVar[tuple[str, ...]] = ("periodic",)
 
     shape: tuple[int, ...] = eqx.field(static=True)
     boundary: str = eqx.field(static=True, default="periodic")
     J: float = eqx.field(static=True, default=1.0)
-
-    @classmethod
-    def from_size(
-        cls, size: str | int | tuple[int, ...], *, boundary: str | None = None, J: float = 1.0
-    ) -> Self:
-        boundary, J = cls._check_common(boundary, J)
-        return cls(parse_size(size, 2), boundary, J)
 
     def neighbours(self) -> np.ndarray:
         return torus_neighbours(self.shape)
@@ -68,7 +59,7 @@ class AbstractPotts(AbstractModel):
         return -self.J * (a == b).astype(jnp.float32)
 
     def colouring(self) -> np.ndarray:
-        board = checkerboard(self.shape)
+        board = checkerboard_colouring(self.shape)
         return board if board is not None else super().colouring()
 
     def spin_vectors(self, states: Array) -> Float[Array, "*batch n_sites q"]:

@@ -13,16 +13,19 @@ and local energies are overridden with periodic shifts, which are faster on acce
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 from spinbench import AbstractModel, EnergyDistribution, ExactResult
-from spinbench.models import parse_size
-
-from ._torus import checkerboard, rolled_neighbours, torus_correlation, torus_neighbours
+from spinbench.models import (
+    checkerboard_colouring,
+    rolled_neighbours,
+    torus_correlation,
+    torus_neighbours,
+)
 
 #: T_BKT of the infinite 2D XY model in units of J (Hasenbusch 2005).
 T_BKT = 0.8929
@@ -32,6 +35,7 @@ class XY2D(AbstractModel):
     """Planar rotors (angles) on an Lx x Ly torus; BKT transition near T = 0.893 J."""
 
     name: ClassVar[str] = "xy2d"
+    dimensions: ClassVar[int] = 2
     spin_values: ClassVar[tuple[int, ...] | None] = None
     symmetry: ClassVar[str | None] = "rotation"
     boundaries: ClassVar[tuple[str, ...]] = ("periodic",)
@@ -40,13 +44,6 @@ class XY2D(AbstractModel):
     shape: tuple[int, ...] = eqx.field(static=True)
     boundary: str = eqx.field(static=True, default="periodic")
     J: float = eqx.field(static=True, default=1.0)
-
-    @classmethod
-    def from_size(
-        cls, size: str | int | tuple[int, ...], *, boundary: str | None = None, J: float = 1.0
-    ) -> Self:
-        boundary, J = cls._check_common(boundary, J)
-        return cls(parse_size(size, 2), boundary, J)
 
     def neighbours(self) -> np.ndarray:
         return torus_neighbours(self.shape)
@@ -67,7 +64,7 @@ class XY2D(AbstractModel):
         return -self.J * change
 
     def colouring(self) -> np.ndarray:
-        board = checkerboard(self.shape)
+        board = checkerboard_colouring(self.shape)
         return board if board is not None else super().colouring()
 
     def correlation_distances(self) -> np.ndarray:
