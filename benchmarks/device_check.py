@@ -31,11 +31,11 @@ import numpy as np
 def same_chain_everywhere() -> str:
     """'same' when the device's packed kernel repeats the CPU's chain bit for bit."""
     from spinbench.models import Ising2D
-    from spinbench.samplers._metropolis import Metropolis
+    from spinbench.samplers import Metropolis
 
     model, temps = Ising2D.from_size("64x32"), np.array([1.5, 2.269185314, 3.0])
     sampler = Metropolis(chains=4, update="checkerboard")
-    assert sampler._fast_layout(model) is not None
+    assert sampler.packed_layout(model) is not None
     try:
         cpu = jax.devices("cpu")[0]
     except RuntimeError:  # JAX_PLATFORMS names the accelerator only
@@ -44,22 +44,15 @@ def same_chain_everywhere() -> str:
     for device in (jax.devices()[0], cpu):
         with jax.default_device(device):
             state = sampler.init_state(model, temps, key=jax.random.key(7))
-            after = sampler.advance(model, temps, state, 20)
-            results.append(
-                [
-                    np.asarray(after.spins),
-                    np.asarray(jax.random.key_data(after.key)),
-                    np.asarray(after.accepted),
-                ]
-            )
+            after = sampler.run_sweeps(model, temps, state, 20)
+            results.append([np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(after)])
     same = all(np.array_equal(a, b) for a, b in zip(*results, strict=True))
     return "same" if same else "DIFFERENT"
 
 
 def training_step_ms(repeats: int) -> tuple[float, float]:
     """(ms per step, final mean loss) of the paper's 2D conv-VAE cell on random spins."""
-    from spinbench.generators._training import TrainConfig, train
-    from spinbench.generators._vae import VAE, encode_spins
+    from spinbench.generators import VAE, TrainConfig, encode_spins, train
     from spinbench.models import Ising2D
 
     model, n_temps = Ising2D.from_size(10), 9
@@ -68,7 +61,7 @@ def training_step_ms(repeats: int) -> tuple[float, float]:
     params = generator.init(model, n_temps, key=key)
     states = np.random.default_rng(0).choice(np.array([-1, 1], np.int8), (n_temps, 10000, 10, 10))
     features = encode_spins(model, states)
-    objective = generator._objective(model)
+    objective = generator.objective(model)
     config = TrainConfig(epochs=2, batch_size=500, chunks=1, progress=False)
     result = train(objective, params, features, config, key=key)  # compiles
     jax.block_until_ready(result.params)
@@ -83,8 +76,7 @@ def training_step_ms(repeats: int) -> tuple[float, float]:
 
 
 def paper_preset_seconds() -> float:
-    from spinbench._presets import load_preset
-    from spinbench._runner import Runner
+    from spinbench.runner import Runner, load_preset
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:

@@ -35,11 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spinbench import Samples, get_generator, get_sampler
 from spinbench._distances import empirical_vs_exact_floor, kl_divergence, smooth
-from spinbench.exact._enumerate import boltzmann_log_probabilities, enumerate_states, state_index
+from spinbench.exact import boltzmann_log_probabilities, enumerate_states, state_index
 from spinbench.models import Ising1D
-from spinbench._registry import get_generator, get_sampler
-from spinbench._samples import Samples
 from spinbench.temperatures import parse_temps
 
 PSEUDO_COUNT = 0.5

@@ -31,10 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spinbench._throughput import GenericMetropolis
-from spinbench._registry import get_model
+from spinbench import get_model
+from spinbench.samplers import UPDATES, Metropolis
 from spinbench.samplers._packed import threefry2x32
-from spinbench.samplers._metropolis import UPDATES, Metropolis
 
 
 def cpu_name() -> str:
@@ -59,26 +58,23 @@ def measure(
     seconds: float,
     generic: bool = False,
 ) -> dict[str, Any]:
-    """Median attempted updates per ns of ``advance`` over ``repeats`` timed runs."""
-    sampler = (GenericMetropolis if generic else Metropolis)(chains=chains, update=update)
-    kernel = "generic" if generic or sampler._fast_layout(model) is None else "packed"
+    """Median attempted updates per ns of ``run_sweeps`` over ``repeats`` timed runs."""
+    sampler = Metropolis(chains=chains, update=update, kernel="generic" if generic else "auto")
+    kernel = "packed" if sampler.packed_layout(model) is not None else "generic"
     temps = np.linspace(1.5, 3.5, n_temps)
     state = sampler.init_state(model, temps, key=jax.random.key(0))
-    state = sampler.advance(model, temps, state, 2)  # compile and warm up
-    state.spins.block_until_ready()
+    state = sampler.run_sweeps(model, temps, state, 2)  # compile and warm up
     sweeps, elapsed = 2, 0.0
     while elapsed < seconds / 4:  # calibrate the sweep count
         sweeps *= 2
         start = time.perf_counter()
-        state = sampler.advance(model, temps, state, sweeps)
-        state.spins.block_until_ready()
+        state = sampler.run_sweeps(model, temps, state, sweeps)  # waits for the result
         elapsed = time.perf_counter() - start
     sweeps = max(1, int(sweeps * seconds / elapsed))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        state = sampler.advance(model, temps, state, sweeps)
-        state.spins.block_until_ready()
+        state = sampler.run_sweeps(model, temps, state, sweeps)  # waits for the result
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
     updates = n_temps * chains * model.n_sites * sweeps

@@ -26,8 +26,7 @@ def run_quick_preset() -> Any:
     """The quick preset's results table (pandas), run into a temporary folder."""
     import tempfile
 
-    from spinbench._presets import load_preset
-    from spinbench._runner import Runner
+    from spinbench.runner import Runner, load_preset
 
     with tempfile.TemporaryDirectory() as out:
         return Runner(load_preset("quick"), out, progress=False).run()
@@ -96,8 +95,7 @@ class PaperPresetRun:
     def peakmem_paper_preset(self) -> None:
         import tempfile
 
-        from spinbench._presets import load_preset
-        from spinbench._runner import Runner
+        from spinbench.runner import Runner, load_preset
 
         with tempfile.TemporaryDirectory() as out:
             Runner(load_preset("paper"), out, progress=False).run()

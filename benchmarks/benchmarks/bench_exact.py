@@ -21,7 +21,7 @@ class IsingTorus:
     param_names: ClassVar[list[str]] = ["side"]
 
     def setup(self, side: int) -> None:
-        from spinbench.exact._ising2d import ising2d_torus
+        from spinbench.exact import ising2d_torus
 
         self.solve = ising2d_torus
         self.temps = _temps()
@@ -40,8 +40,7 @@ class ClosedForms:
     param_names: ClassVar[list[str]] = ["model", "boundary"]
 
     def setup(self, model: str, boundary: str) -> None:
-        from spinbench.exact._ising1d import ising1d_exact
-        from spinbench.exact._xy1d import xy1d_exact
+        from spinbench.exact import ising1d_exact, xy1d_exact
 
         self.solve = ising1d_exact if model == "ising1d" else xy1d_exact
         self.boundary = boundary
@@ -61,8 +60,8 @@ class Enumeration:
     timeout = 300.0
 
     def setup(self, model: str) -> None:
-        from spinbench.exact import enumerate as enumeration
-        from spinbench._registry import get_model
+        from spinbench import get_model
+        from spinbench.exact import _enumerate as enumeration
 
         name, size = model.split()
         self.model = get_model(name).from_size(size)  # type: ignore[attr-defined]

@@ -26,8 +26,7 @@ def _build(case: str) -> tuple[Any, Any, Any]:
     import jax
     import numpy as np
 
-    from spinbench._registry import get_generator, get_model
-    from spinbench._samples import Samples
+    from spinbench import Samples, get_generator, get_model
 
     generator_name, model_name, size = case.split()
     model = get_model(model_name).from_size(size)  # type: ignore[attr-defined]

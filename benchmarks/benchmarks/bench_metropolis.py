@@ -18,11 +18,12 @@ FLIPS_PER_CALL = 2_000_000
 
 
 def _sampler(update: str, chains: int) -> Any:
-    from spinbench._throughput import GenericMetropolis
-    from spinbench.samplers._metropolis import Metropolis
+    from spinbench.samplers import Metropolis
 
     if update == "checkerboard-generic":
-        return GenericMetropolis(chains=chains, warmup=0, sweeps=1, every=1, update="checkerboard")
+        return Metropolis(
+            chains=chains, warmup=0, sweeps=1, every=1, update="checkerboard", kernel="generic"
+        )
     return Metropolis(chains=chains, warmup=0, sweeps=1, every=1, update=update)
 
 
@@ -54,11 +55,11 @@ class IsingThroughput:
         self.temps = np.full(n_temps, T_CRITICAL)
         self.sampler = _sampler(update, chains)
         self.state = self.sampler.init_state(self.model, self.temps, key=jax.random.key(0))
-        self.state = block(self.sampler.advance(self.model, self.temps, self.state, 1))
+        self.state = block(self.sampler.run_sweeps(self.model, self.temps, self.state, 1))
 
     def _call(self) -> Any:
-        self.state = self.sampler.advance(self.model, self.temps, self.state, self.sweeps)
-        return block(self.state.spins)
+        self.state = self.sampler.run_sweeps(self.model, self.temps, self.state, self.sweeps)
+        return block(self.state)
 
     def time_sweeps(self, update: str, side: int, batch: str) -> None:
         self._call()
@@ -92,11 +93,11 @@ class LargeLattice:
         self.flips = side * side * self.sweeps
         self.sampler = _sampler("checkerboard", 1)
         self.state = self.sampler.init_state(self.model, self.temps, key=jax.random.key(0))
-        self.state = block(self.sampler.advance(self.model, self.temps, self.state, 1))
+        self.state = block(self.sampler.run_sweeps(self.model, self.temps, self.state, 1))
 
     def _call(self) -> Any:
-        self.state = self.sampler.advance(self.model, self.temps, self.state, self.sweeps)
-        return block(self.state.spins)
+        self.state = self.sampler.run_sweeps(self.model, self.temps, self.state, self.sweeps)
+        return block(self.state)
 
     def time_sweeps(self) -> None:
         self._call()

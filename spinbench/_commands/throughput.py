@@ -23,7 +23,7 @@ COLUMNS = ("case", "implementation", "flips_per_ns", "ratio", "seconds", "sweeps
     "--no-generic", is_flag=True, help="Skip the generic checkerboard kernel (any model's)."
 )
 @click.option("--quick", is_flag=True, help="Tiny cases only: a smoke test, not a measurement.")
-def bench_command(
+def throughput_command(
     output_format: str, repeats: int, no_random_site: bool, no_generic: bool, quick: bool
 ) -> None:
     """Attempted spin flips per ns of spinbench's kernels and a plain reference.

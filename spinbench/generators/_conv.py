@@ -47,8 +47,8 @@ class BoundaryConv(eqx.Module):
     ``s`` sites on a periodic lattice.
 
     Computed channels-last from matrix products, in whichever of two exact forms moves less
-    data (XLA's CPU convolution, grouped once vmapped over temperatures, was 5 to 30 times
-    slower at these channel counts, docs/performance.md):
+    data (XLA's CPU convolution, grouped once vmapped over temperatures, is slower at these
+    channel counts: docs/performance.md has the measurements):
 
     * ``"gather"``: stack the input windows of every tap, ``(*out, taps * cin)``, and multiply
       once by the ``(taps * cin, cout)`` weight (im2col);
@@ -158,8 +158,8 @@ class BoundaryConv(eqx.Module):
         Input site ``s*o + t - pad`` received ``W_t x`` for output ``o``, so it gets back
         ``W_t^T g[o]``: one product per output site, then each tap's result shifted into its
         phase of the input lattice. Differentiating the gather form instead transposes the
-        padding and the strided windows, which XLA:CPU runs slowly: a training step of the
-        paper's 2D VAE is 8% faster this way (docs/performance.md).
+        padding and the strided windows, which XLA:CPU runs slowly (docs/performance.md has
+        the measurement).
         """
         cout, cin, taps = weight.shape
         per_tap = (grad @ weight.transpose(0, 2, 1).reshape(cout, taps * cin)).reshape(

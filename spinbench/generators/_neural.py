@@ -201,8 +201,8 @@ def initialise(skeleton: PyTree, *, key: PRNGKeyArray) -> PyTree:
     """Equinox's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weights and
     biases of every dense and convolutional layer, drawn from a single uniform sample.
 
-    One draw instead of one per layer: each ``jax.random`` call site costs about half a second
-    of XLA compilation on a CPU. ``skeleton`` may hold shapes only (``eqx.filter_eval_shape``).
+    One draw instead of one per layer: each ``jax.random`` call site adds to the XLA compile
+    time on a CPU. ``skeleton`` may hold shapes only (``eqx.filter_eval_shape``).
     """
     layers = [n for n in jax.tree_util.tree_leaves(skeleton, is_leaf=_is_layer) if _is_layer(n)]
     sizes = [layer.weight.size + (0 if layer.bias is None else layer.bias.size) for layer in layers]

@@ -295,7 +295,7 @@ def _run_chunk(
     vmapped_step = eqx.filter_vmap(one_step, in_axes=(per_temp,) * 7 + (None,))
 
     def epoch_randomness(key_t: PRNGKeyArray, epoch: Int[Array, ""]) -> tuple[Array, Array]:
-        # Few random call sites: each costs about half a second of CPU compilation.
+        # Few random call sites: each adds to the CPU compile time.
         epoch_keys = jax.random.split(jax.random.fold_in(key_t, epoch), per_epoch + 1)
         # A uniformly random order (ties of 32-bit draws are broken by position: negligible).
         order = jnp.argsort(jax.random.bits(epoch_keys[0], (n_data,)))
