@@ -78,8 +78,7 @@ class _Ising(AbstractModel):
 
 
 class Ising1D(_Ising):
-    """Nearest-neighbour Ising chain of N sites with free (default) or periodic ends, in a
-    uniform field h (default 0)."""
+    """Nearest-neighbour Ising chain, free (default) or periodic ends, in a field h (default 0)."""
 
     name: ClassVar[str] = "ising1d"
     dimensions: ClassVar[int] = 1
