@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from spinbench import distances
+from spinbench import _distances as distances
 
 
 def test_total_variation_known_values() -> None:

@@ -182,7 +182,7 @@ def test_torus_stable_for_large_lattices_and_extreme_temperatures() -> None:
 
 
 def test_torus_in_temperature_blocks_is_the_single_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    from spinbench.exact import ising2d as ising2d_module
+    from spinbench.exact import _ising2d as ising2d_module
 
     whole = ising2d_torus(6, 10, TEMPS_2D)
     monkeypatch.setattr(ising2d_module, "_TORUS_BLOCK_ENTRIES", 3 * 20)  # three T per block
@@ -459,7 +459,7 @@ class _CountedTorus(Ising2D):
 
 def test_enumerability_is_decided_without_building_the_state_count() -> None:
     """2^N for a 100000 x 100000 torus alone takes 1.25 GB and minutes to compute."""
-    from spinbench.samplers._metropolis import closed_classes, frozen_share
+    from spinbench.samplers import closed_classes, frozen_share
 
     huge = _CountedTorus.from_size("100000x100000")
     assert not can_enumerate(huge)

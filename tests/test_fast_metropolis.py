@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.extend.random as jax_random
@@ -23,14 +23,19 @@ import scipy.stats
 from click.testing import CliRunner
 
 from spinbench.cli import main
-from spinbench.exact._enumerate import (
-    boltzmann_log_probabilities,
-    enumerate_states,
-    state_index,
-)
+from spinbench.exact import boltzmann_log_probabilities, enumerate_states, state_index
 from spinbench.models import XY1D, Ising1D, Ising2D
-from spinbench.samplers import fast_ising
-from spinbench.samplers._metropolis import Metropolis
+
+# _packed: the kernel's internal pieces (Threefry, packing, thresholds, the sweep loop),
+# unit-tested directly.
+from spinbench.samplers import (
+    GlauberRule,
+    Metropolis,
+    MetropolisRule,
+    MetropolisState,
+    PackedMetropolisState,
+    _packed,
+)
 
 # --------------------------------------------------------------------------- a NumPy model
 
@@ -54,15 +59,15 @@ def np_threefry(k0: Any, k1: Any, x0: Any, x1: Any) -> tuple[np.ndarray, np.ndar
 def reference_sweeps(
     model: Ising2D, temps: np.ndarray, spins: np.ndarray, keys: np.ndarray, n_sweeps: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The fast kernel's Markov chain, obviously: ``spins (temps, chains, Lx, Ly)``, keys
+    """The packed kernel's Markov chain, obviously: ``spins (temps, chains, Lx, Ly)``, keys
     ``(temps, chains, 2)`` uint32. Returns spins, keys and flips per chain."""
     lx, ly = model.shape
-    width = fast_ising.packed_width(lx)
+    width = _packed.packed_width(lx)
     rows, hashes = lx // width, (width + 1) // 2
     n_temps, n_chains = spins.shape[:2]
     spins = spins.reshape(-1, lx, ly).astype(np.int64)
     k0, k1 = (keys.reshape(-1, 2)[:, i].copy() for i in (0, 1))
-    limits = np.repeat(fast_ising.thresholds(temps, model.J), n_chains, axis=1)  # (2, batch)
+    limits = np.repeat(_packed.thresholds(temps, model.J), n_chains, axis=1)  # (2, batch)
     x, y = np.indices((lx, ly))
     block, row = x // rows, x % rows
     counter = ((row * (ly // 2) + y // 2) * hashes + block // 2).astype(np.uint32)
@@ -88,6 +93,34 @@ def reference_sweeps(
     return spins.reshape(*shape, lx, ly).astype(np.int8), keys, flips.reshape(shape)
 
 
+def key_words(state: PackedMetropolisState) -> np.ndarray:
+    """The packed chains' Threefry keys as ``(temps, chains, 2)`` uint32 words."""
+    return np.stack([np.asarray(state.k0), np.asarray(state.k1)], -1).reshape(*state.batch, 2)
+
+
+def record_in_pieces(
+    sampler: Metropolis, model: Ising2D, temps: np.ndarray, state: Any, pieces: list[int]
+) -> tuple[Any, np.ndarray]:
+    """``record`` called once per entry of ``pieces``; the final state and every
+    configuration recorded, ``(temps, chains, sum(pieces), *lattice)``."""
+    measured = []
+    for n in pieces:
+        state, configurations = sampler.record(model, temps, state, n)
+        measured.append(np.asarray(configurations))
+    return state, np.concatenate(measured, axis=2)
+
+
+def assert_same_state(a: Any, b: Any) -> None:
+    """Two chain states are equal leaf by leaf (keys compared by their data)."""
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        x, y = (
+            jax.random.key_data(v) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v
+            for v in (x, y)
+        )
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 # --------------------------------------------------------------------------- pieces
 
 
@@ -98,9 +131,7 @@ def test_threefry_is_jax_threefry_bit_for_bit() -> None:
         k0, k1 = jnp.uint32(key[0]), jnp.uint32(key[1])
         pair = (k0, k1)
         expected = np.asarray(jax_random.threefry_2x32(pair, jnp.asarray(count)))
-        y0, y1 = fast_ising.threefry2x32(
-            k0, k1, jnp.asarray(count[:1000]), jnp.asarray(count[1000:])
-        )
+        y0, y1 = _packed.threefry2x32(k0, k1, jnp.asarray(count[:1000]), jnp.asarray(count[1000:]))
         np.testing.assert_array_equal(np.concatenate([y0, y1]), expected)
         n0, n1 = np_threefry(np.uint32(key[0]), np.uint32(key[1]), count[:1000], count[1000:])
         np.testing.assert_array_equal(np.concatenate([n0, n1]), expected)
@@ -109,13 +140,13 @@ def test_threefry_is_jax_threefry_bit_for_bit() -> None:
 @pytest.mark.parametrize("shape", [(2, 2), (4, 4), (2, 6), (6, 4), (10, 10), (64, 8), (34, 4)])
 def test_pack_unpack_round_trip(shape: tuple[int, int]) -> None:
     model = Ising2D.from_size(shape)
-    layout = fast_ising.layout_for(model)
+    layout = _packed.layout_for(model)
     assert layout is not None and shape[0] % layout.width == 0
     spins = model.random_states((3,), key=jax.random.key(1))
-    black, white = fast_ising.pack(layout, spins)
+    black, white = _packed.pack(layout, spins)
     assert black.shape == (layout.block_rows, shape[1] // 2, 3) and black.dtype == jnp.uint32
     assert int(jnp.max(black | white)) <= layout.mask
-    np.testing.assert_array_equal(fast_ising.unpack(layout, black, white), spins)
+    np.testing.assert_array_equal(_packed.unpack(layout, black, white), spins)
     # Bit t of word (r, j) of colour 0 is the spin at row t R + r, column 2j + (row % 2).
     x, j = 1 % shape[0], 0
     t, r = divmod(x, layout.block_rows)
@@ -124,7 +155,7 @@ def test_pack_unpack_round_trip(shape: tuple[int, int]) -> None:
 
 
 def test_widths() -> None:
-    assert [fast_ising.packed_width(n) for n in (2, 4, 10, 34, 64, 256, 74)] == [
+    assert [_packed.packed_width(n) for n in (2, 4, 10, 34, 64, 256, 74)] == [
         2,
         4,
         10,
@@ -138,7 +169,7 @@ def test_widths() -> None:
 def test_thresholds_round_up_by_less_than_two_to_minus_32() -> None:
     temps = np.array([0.01, 0.5, 1.0, 2.269185314, 10.0, 1e6])
     for J in (1.0, -0.7):
-        m = fast_ising.thresholds(temps, J)
+        m = _packed.thresholds(temps, J)
         assert m.shape == (2, len(temps)) and m.dtype == np.uint32
         for level, delta in enumerate((8.0, 4.0)):
             for t, T in enumerate(temps):
@@ -152,9 +183,14 @@ def test_thresholds_round_up_by_less_than_two_to_minus_32() -> None:
 # --------------------------------------------------------------------------- which kernel
 
 
-class HeatBath(Metropolis):
-    def _log_acceptance(self, delta_e: jax.Array, temp: jax.Array) -> jax.Array:
-        return -jnp.logaddexp(0.0, delta_e / temp)
+class HalfTemperatureRule(MetropolisRule):
+    """Metropolis's rule at twice the temperature: a subclass of the built-in rule that
+    changes what the packed kernel hard-codes."""
+
+    name: ClassVar[str] = "test-packed-half-temperature"
+
+    def log_acceptance(self, delta_e: jax.Array, temp: jax.Array) -> jax.Array:
+        return -delta_e / (2.0 * temp)
 
 
 class OtherColouring(Ising2D):
@@ -162,18 +198,32 @@ class OtherColouring(Ising2D):
         return Ising1D.colouring(self)
 
 
-def test_the_fast_kernel_runs_ising2d_checkerboard_only() -> None:
+class SameIsing2D(Ising2D):
+    """A subclass that changes nothing; the sampler cannot tell it from one that changes the
+    energy, so it runs the generic kernel."""
+
+
+def test_the_packed_kernel_runs_ising2d_checkerboard_only() -> None:
     checkerboard = Metropolis(update="checkerboard")
     for size in ("4", "2x6", "10", "256", "6x4"):
-        assert checkerboard._fast_layout(Ising2D.from_size(size)) is not None, size
-    assert checkerboard._fast_layout(Ising2D.from_size("4", J=-1.0)) is not None
-    assert checkerboard._fast_layout(Ising2D.from_size("3")) is None  # odd torus
-    assert checkerboard._fast_layout(Ising2D.from_size("4x5")) is None
-    assert checkerboard._fast_layout(Ising1D.from_size(6)) is None
-    assert checkerboard._fast_layout(XY1D.from_size(6)) is None
-    assert checkerboard._fast_layout(OtherColouring.from_size(4)) is None
-    assert Metropolis(update="random-site")._fast_layout(Ising2D.from_size(4)) is None
-    assert HeatBath(update="checkerboard")._fast_layout(Ising2D.from_size(4)) is None
+        assert checkerboard.packed_layout(Ising2D.from_size(size)) is not None, size
+    assert checkerboard.packed_layout(Ising2D.from_size("4", J=-1.0)) is not None
+    assert checkerboard.packed_layout(Ising2D.from_size("3")) is None  # odd torus
+    assert checkerboard.packed_layout(Ising2D.from_size("4x5")) is None
+    assert checkerboard.packed_layout(Ising1D.from_size(6)) is None
+    assert checkerboard.packed_layout(XY1D.from_size(6)) is None
+    assert checkerboard.packed_layout(OtherColouring.from_size(4)) is None
+    assert checkerboard.packed_layout(SameIsing2D.from_size(4)) is None
+    model = Ising2D.from_size(4)
+    assert Metropolis(update="random-site").packed_layout(model) is None
+    assert Metropolis(update="checkerboard", rule=GlauberRule()).packed_layout(model) is None
+    wrong = Metropolis(update="checkerboard", rule=HalfTemperatureRule())
+    assert wrong.packed_layout(model) is None
+    assert Metropolis(update="checkerboard", kernel="generic").packed_layout(model) is None
+    # The state says which kernel runs.
+    temps, key = np.array([1.0]), jax.random.key(0)
+    assert isinstance(checkerboard.init_state(model, temps, key=key), PackedMetropolisState)
+    assert isinstance(wrong.init_state(model, temps, key=key), MetropolisState)
 
 
 @pytest.mark.parametrize(
@@ -190,17 +240,27 @@ def test_kernel_is_the_numpy_markov_chain_bit_for_bit(
     size: str, J: float, grid: list[float]
 ) -> None:
     """The sampler's chains equal the obvious NumPy chain exactly: the kernel runs (the
-    generic one draws other words) and packs, neighbours and accepts correctly."""
+    generic one draws other words) and packs, neighbours and accepts correctly. The packed
+    chains start from the generic kernel's configurations and keys."""
     model, temps = Ising2D.from_size(size, J=J), np.asarray(grid)
     sampler = Metropolis(chains=3, update="checkerboard")
-    state = sampler.init_state(model, temps, key=jax.random.key(11))
-    after = sampler.advance(model, temps, state, 5)
-    spins, keys, flips = reference_sweeps(
-        model, temps, np.asarray(state.spins), np.asarray(jax.random.key_data(state.key)), 5
+    key = jax.random.key(11)
+    state = sampler.init_state(model, temps, key=key)
+    assert isinstance(state, PackedMetropolisState)
+    generic = Metropolis(chains=3, update="checkerboard", kernel="generic")
+    start = generic.init_state(model, temps, key=key)
+    assert isinstance(start, MetropolisState)
+    start_keys = np.asarray(jax.random.key_data(start.key))
+    np.testing.assert_array_equal(np.asarray(sampler.measure(model, state)), start.spins)
+    np.testing.assert_array_equal(key_words(state), start_keys)
+    after = sampler.run_sweeps(model, temps, state, 5)
+    assert isinstance(after, PackedMetropolisState)  # the chains stay packed between calls
+    spins, keys, flips = reference_sweeps(model, temps, np.asarray(start.spins), start_keys, 5)
+    np.testing.assert_array_equal(np.asarray(sampler.measure(model, after)), spins)
+    np.testing.assert_array_equal(key_words(after), keys)
+    np.testing.assert_array_equal(
+        np.asarray(sampler.diagnostics(model, after)["acceptance"]), flips
     )
-    np.testing.assert_array_equal(np.asarray(after.spins), spins)
-    np.testing.assert_array_equal(np.asarray(jax.random.key_data(after.key)), keys)
-    np.testing.assert_array_equal(np.asarray(after.accepted), flips)
 
 
 def test_acceptance_count_passes_two_to_the_31_without_wrapping() -> None:
@@ -209,11 +269,11 @@ def test_acceptance_count_passes_two_to_the_31_without_wrapping() -> None:
     must equal that of the exact rule, min(1, exp(-ΔE/T)) averaged over the four ΔE levels."""
     model, temps = Ising2D.from_size(256), np.array([1000.0])
     sampler = Metropolis(chains=1, update="checkerboard")
-    assert sampler._fast_layout(model) is not None
+    assert sampler.packed_layout(model) is not None
     sweeps = 33_000
     state = sampler.init_state(model, temps, key=jax.random.key(5))
-    after = sampler.advance(model, temps, state, sweeps)
-    accepted = float(after.accepted[0, 0])
+    after = sampler.run_sweeps(model, temps, state, sweeps)
+    accepted = float(sampler.diagnostics(model, after)["acceptance"][0, 0])
     assert accepted > 2**31
     # At T = 1000 the lattice is all but uncorrelated: k = 0..4 anti-aligned neighbours with
     # weights 1, 4, 6, 4, 1 (/16) and ΔE = 8, 4, 0, ... (correlations change this by ~1e-6;
@@ -225,53 +285,51 @@ def test_acceptance_count_passes_two_to_the_31_without_wrapping() -> None:
 
 
 def test_unrolled_sweeps_give_the_same_chain() -> None:
-    """The GPU unroll (several sweeps per loop iteration) changes the program, not the chain."""
+    """The GPU unroll (several sweeps per loop iteration) changes the program, not the chain:
+    7 and 11 sweeps, whole iterations of 3 and a remainder, equal the plain loop's, which is
+    what the sampler runs here."""
     model, temps = Ising2D.from_size("6x4"), np.array([1.5, 3.0])
     sampler = Metropolis(chains=2, update="checkerboard")
     state = sampler.init_state(model, temps, key=jax.random.key(3))
-    layout = fast_ising.layout_for(model)
-    assert layout is not None
-    limits = jnp.asarray(fast_ising.thresholds(temps, model.J))
-    results = []
-    for unroll in (1, 3):
-        results.append(
-            fast_ising.run_chunk(
-                dataclasses.replace(layout, unroll=unroll),
-                state.spins,
-                state.key,
-                state.accepted,
-                limits,
-                jnp.int32(7),
-                jnp.int32(2),
-                jnp.int32(2),
-                2,
-            )
-        )
-    for a, b in zip(results[0], results[1], strict=True):
-        a, b = (
-            jax.random.key_data(v) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v
-            for v in (a, b)
-        )
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert isinstance(state, PackedMetropolisState)
+    layout = _packed.layout_for(model)
+    assert layout is not None and layout.unroll == 1 == state.layout.unroll
+    limits = (state.limits[0], state.limits[1])
+    carry = (state.black, state.white, state.k0, state.k1, state.flips)
+    sweeps = jax.jit(_packed.run_sweeps, static_argnums=0)
+    for n in (7, 11):
+        plain = sweeps(layout, limits, carry, jnp.int32(n))
+        unrolled = sweeps(dataclasses.replace(layout, unroll=3), limits, carry, jnp.int32(n))
+        for a, b in zip(plain, unrolled, strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        after = sampler.run_sweeps(model, temps, state, n)
+        for a, b in zip(plain, (after.black, after.white, after.k0, after.k1), strict=False):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_array_equal(np.asarray(plain[4]), np.asarray(after.flips))
 
 
 def test_chunks_seeds_and_key_implementations() -> None:
+    """The packed chains do not depend on how the sweeps are cut into calls (records one at
+    a time or several, sample() runs of different lengths), for JAX's key implementations."""
     model, temps = Ising2D.from_size(4), np.array([1.0, 2.5])
     sampler = Metropolis(chains=3, warmup=5, sweeps=12, every=3, update="checkerboard")
-    key = jax.random.key(5)
-    single, acc_single = sampler._run(model, temps, key=key, chunk=1)
-    odd, acc_odd = sampler._run(model, temps, key=key, chunk=3)
-    np.testing.assert_array_equal(single, odd)
-    np.testing.assert_allclose(acc_single, acc_odd)
-    other, _ = sampler._run(model, temps, key=jax.random.key(6), chunk=1)
-    assert not np.array_equal(single, other)
-    for impl in ("rbg", "unsafe_rbg"):
-        rbg_key = jax.random.key(5, impl=impl)
-        first = sampler.sample(model, temps, key=rbg_key)
-        again = sampler.sample(model, temps, key=rbg_key)
+    longer = Metropolis(chains=3, warmup=5, sweeps=180, every=3, update="checkerboard")
+    for impl in ("threefry2x32", "rbg", "unsafe_rbg"):
+        key = jax.random.key(5, impl=impl)
+        first = sampler.sample(model, temps, key=key)
+        again = sampler.sample(model, temps, key=key)
         np.testing.assert_array_equal(first.states, again.states)
-        chunked, _ = sampler._run(model, temps, key=rbg_key, chunk=1)
-        np.testing.assert_array_equal(first.states, chunked)
+        warm = sampler.run_sweeps(model, temps, sampler.init_state(model, temps, key=key), 5)
+        assert isinstance(warm, PackedMetropolisState)
+        single_state, single = record_in_pieces(sampler, model, temps, warm, [1, 1, 1, 1])
+        odd_state, odd = record_in_pieces(sampler, model, temps, warm, [3, 1])
+        np.testing.assert_array_equal(single, odd)
+        assert_same_state(single_state, odd_state)
+        np.testing.assert_array_equal(first.states, single)
+        long = longer.sample(model, temps, key=key)  # measured 3 at a time
+        np.testing.assert_array_equal(long.states[:, :, :4], first.states)
+        other = sampler.sample(model, temps, key=jax.random.key(6, impl=impl))
+        assert not np.array_equal(first.states, other.states)
 
 
 # --------------------------------------------------------------------------- distribution
@@ -298,7 +356,7 @@ def independent_draws(
     """One configuration from each of ``draws`` independent chains per T after ``warmup + 1``
     sweeps ``(temps, draws, *lattice)``, and each chain's acceptance in its last sweep."""
     sampler = Metropolis(chains=draws, warmup=warmup, sweeps=1, every=1, update="checkerboard")
-    assert sampler._fast_layout(model) is not None
+    assert sampler.packed_layout(model) is not None
     samples = sampler.sample(model, temps, key=jax.random.key(seed))
     return samples.states[:, :, 0], samples.info["acceptance"]
 

@@ -9,6 +9,7 @@ variables. Trained generators are shared per module (compilation dominates the c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,30 +21,25 @@ import optax
 import pytest
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from spinbench import OptionError, Samples, get_generator
 from spinbench.generators import (
     AVB,
     VAE,
     AbstractGenerator,
     AbstractObjective,
+    BoundaryConv,
+    ConvStack,
     DenseVAE,
     TrainConfig,
     TrainedGenerator,
     TrainingDiverged,
+    TransposedConvStack,
+    VonMisesLikelihood,
     diverged_mask,
+    initialise,
     train,
 )
-from spinbench.generators._vae import (
-    BoundaryConv,
-    ConvStack,
-    TransposedConvStack,
-    initialise,
-    likelihood_problem,
-    von_mises_sample,
-)
-from spinbench.models import XY1D, Ising1D, Ising2D
-from spinbench._registry import get_generator
-from spinbench import OptionError
-from spinbench._samples import Samples
+from spinbench.models import XY1D, AbstractModel, Ising1D, Ising2D
 
 N_TRAIN = 10_000  # configurations per temperature, as in the paper
 HIGH_T = 4.0
@@ -176,13 +172,61 @@ def test_training_reproducible_from_seed(
     assert not np.array_equal(different, trained.generate(500, key=key).states)
 
 
+class PoisonedObjective(AbstractObjective):
+    """``inner``, except that at global step ``at_step`` a minibatch for which ``hit`` is true
+    is replaced by NaN: that temperature's loss, gradients and new parameters are all NaN, as
+    a numerical blow-up would make them.
+
+    The training loop passes the fractional epoch ``step / steps_per_epoch``; the global step
+    is recovered from it. ``hit`` picks the temperature by its data (vmapped, the objective
+    does not see a temperature index).
+    """
+
+    inner: AbstractObjective
+    at_step: int = eqx.field(static=True)
+    steps_per_epoch: int = eqx.field(static=True)
+    hit: Callable[[Array], Array] = eqx.field(static=True)
+
+    def init_state(self, params: PyTree) -> PyTree:
+        return self.inner.init_state(params)
+
+    def step(
+        self,
+        params: PyTree,
+        opt_state: PyTree,
+        batch: Float[Array, "batch ..."],
+        *,
+        key: PRNGKeyArray,
+        epoch: Float[Array, ""],
+    ) -> tuple[PyTree, PyTree, dict[str, Float[Array, ""]]]:
+        step = jnp.round(epoch * self.steps_per_epoch).astype(jnp.int32)
+        poisoned = (step == self.at_step) & self.hit(batch)
+        batch = jnp.where(poisoned, jnp.nan, batch)
+        return self.inner.step(params, opt_state, batch, key=key, epoch=epoch)
+
+
+def all_spins_up(batch: Array) -> Array:
+    """True for a minibatch of encoded Ising configurations (±1) with every spin up."""
+    return jnp.all(batch == 1.0)
+
+
+class DivergingDenseVAE(DenseVAE):
+    """The dense VAE, trained on 1000 configurations per temperature in minibatches of 500 (2
+    steps per epoch), whose training blows up at global step 3 (epoch 1) for the temperature
+    whose data are all spins up."""
+
+    def objective(self, model: AbstractModel) -> AbstractObjective:
+        return PoisonedObjective(super().objective(model), 3, 2, all_spins_up)
+
+
 def test_nan_injected_into_training_is_reported(ising6: Ising1D) -> None:
     temps = np.array([1.0, 2.0, 4.0])
-    data = as_samples(ising6, ising_chain_exact(6, temps, 1000, seed=1), temps)
-    # 2 steps per epoch (batch 500 of 1000): poison temperature 1 at global step 3 (epoch 1).
+    states = ising_chain_exact(6, temps, 1000, seed=1)
+    states[1] = 1  # temperature 1 (T = 2) is recognisable by its data: it is the one poisoned
+    data = as_samples(ising6, states, temps)
     # (The Bernoulli likelihood, beyond the paper, is exercised here too: one compilation.)
-    generator = DenseVAE(epochs=3, likelihood="bernoulli", _inject_nan=(1, 3))
-    assert "_inject_nan" not in generator.settings()
+    generator = DivergingDenseVAE(epochs=3, likelihood="bernoulli")
+    assert generator.settings() == DenseVAE(epochs=3, likelihood="bernoulli").settings()
     trained = generator.fit(ising6, data, key=jax.random.key(0))
     np.testing.assert_array_equal(trained.diverged_step, [-1, 3, -1])
     np.testing.assert_array_equal(trained.diverged, [False, True, False])
@@ -376,9 +420,14 @@ def test_gather_and_scatter_forms_agree() -> None:
 
 
 def test_von_mises_sampler_matches_moments() -> None:
+    """Angles drawn by the von Mises likelihood from natural parameters κ (cos μ, sin μ), with
+    μ = 3 and κ = 2, have the distribution's mean direction and concentration."""
+    likelihood = VonMisesLikelihood(None, "sample")
+
     @jax.jit
     def moments(key: PRNGKeyArray) -> Array:
-        theta = von_mises_sample(key, jnp.full((20000,), 3.0), jnp.full((20000,), 2.0))
+        natural = jnp.broadcast_to(2.0 * jnp.array([jnp.cos(3.0), jnp.sin(3.0)]), (20000, 2))
+        theta = likelihood.to_spins(natural, key=key, dtype=jnp.float32)
         inside = jnp.all(theta >= -jnp.pi) & jnp.all(theta < jnp.pi)
         return jnp.stack([inside, jnp.mean(jnp.cos(theta - 3.0)), jnp.mean(jnp.sin(theta - 3.0))])
 
@@ -413,7 +462,7 @@ def test_registered_by_name_with_paper_defaults() -> None:
         (AVB, {"architecture": "resnet"}, "architecture must be one of"),
         (AVB, {"beta1": 1.0}, r"beta1 must be in \[0, 1\)"),
         (VAE, {"epoch": 3}, "unknown option"),
-        (VAE, {"_inject_nan": (0, 1)}, "unknown option"),
+        (VAE, {"_private": (0, 1)}, "unknown option"),
     ],
 )
 def test_invalid_options_are_clear_errors(
@@ -433,7 +482,7 @@ def test_supports_names_the_reason() -> None:
         name = "potts3"
         spin_values = (0, 1, 2)
 
-    assert "two-valued" in (likelihood_problem(Potts3(), "gaussian", "mean") or "")  # type: ignore[arg-type]
+    assert "two-valued" in (DenseVAE().supports(Potts3()) or "")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="cannot learn"):
         VAE(likelihood="bernoulli").fit(
             xy, as_samples(xy, np.zeros((1, 1, 10, 6)), [1.0]), key=jax.random.key(0)
@@ -487,10 +536,18 @@ def test_training_loop_trains_every_temperature_independently() -> None:
     np.testing.assert_array_equal(result.steps_run, [50, 50, 50])
 
 
-def test_training_loop_steps_option_and_poison() -> None:
+def centred_at_two(batch: Array) -> Array:
+    """True for a minibatch of the toy data's temperature 2 (the points around (2, 2))."""
+    return jnp.all(batch[:, 0] > 1.0)
+
+
+def test_training_loop_steps_option_and_divergence() -> None:
+    """``steps`` overrides ``epochs``; a temperature that blows up at step 7 stops there with
+    its last finite parameters, and the others run every step."""
     data = _toy_data()
-    config = TrainConfig(epochs=99, batch_size=20, steps=12, poison=(2, 7))
-    result = train(_Mean(), jnp.zeros((3, 2)), data, config, key=jax.random.key(0))
+    config = TrainConfig(epochs=99, batch_size=20, steps=12)
+    poisoned = PoisonedObjective(_Mean(), 7, 5, centred_at_two)  # 100 points: 5 steps/epoch
+    result = train(poisoned, jnp.zeros((3, 2)), data, config, key=jax.random.key(0))
     np.testing.assert_array_equal(result.steps_run, [12, 12, 7])
     np.testing.assert_array_equal(result.diverged_step, [-1, -1, 7])
     assert result.epochs_run == 3  # 12 steps of 5 per epoch

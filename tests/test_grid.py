@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spinbench._grid import GridError, load_grid, parse_grid
-from spinbench._plan import make_plan
-from spinbench._presets import list_presets, load_preset
+from spinbench.runner import GridError, list_presets, load_grid, load_preset, make_plan, parse_grid
 
 GOOD = """
 seed = 3

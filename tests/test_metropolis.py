@@ -22,53 +22,53 @@ import scipy.special
 import scipy.stats
 from jaxtyping import Array, Float
 
-from spinbench import stats
+from spinbench import OptionError, get_sampler, stats
+
+# analyse and measure (the z-scores and per-configuration observables of a run) have no
+# public counterpart: the runner and the commands use them internally.
 from spinbench._analysis import analyse, measure
-from spinbench.exact._enumerate import (
-    boltzmann_log_probabilities,
-    enumerate_states,
-    state_index,
-)
-from spinbench.models import XY1D, AbstractModel, Ising1D, Ising2D
-from spinbench.models._base import parse_size
-from spinbench._registry import get_sampler
-from spinbench import OptionError
-from spinbench.samplers._metropolis import (
-    MISSED_MASS_LIMIT,
+from spinbench.exact import boltzmann_log_probabilities, enumerate_states, state_index
+from spinbench.models import XY1D, AbstractModel, Ising1D, Ising2D, ModelError, parse_size
+from spinbench.samplers import (
+    RULES,
+    AbstractAcceptanceRule,
+    GlauberRule,
     Metropolis,
-    _chunk_size,
-    _thaw,
-    benchmark_sweeps,
+    MetropolisRule,
+    MetropolisState,
     closed_classes,
     frozen,
     frozen_share,
 )
+from spinbench.samplers._chain import _chunk_size
+from spinbench.samplers._checkerboard import MISSED_MASS_LIMIT
 
 UPDATES = ("random-site", "checkerboard")
 
 
-class HalfTemperatureMetropolis(Metropolis):
+class HalfTemperatureRule(AbstractAcceptanceRule):
     """A deliberately wrong rule: accepts with min(1, exp(-dE / 2T)), i.e. samples at 2T."""
 
-    def _log_acceptance(self, delta_e: Array, temp: Array) -> Array:
+    name: ClassVar[str] = "test-half-temperature"
+
+    def log_acceptance(self, delta_e: Array, temp: Array) -> Array:
         return -delta_e / (2.0 * temp)
 
 
-class DampedDownhillMetropolis(Metropolis):
+class DampedDownhillRule(AbstractAcceptanceRule):
     """A subtly wrong rule: downhill moves accepted with probability 0.8 instead of 1."""
 
-    def _log_acceptance(self, delta_e: Array, temp: Array) -> Array:
+    name: ClassVar[str] = "test-damped-downhill"
+
+    def log_acceptance(self, delta_e: Array, temp: Array) -> Array:
         return jnp.where(delta_e < 0, jnp.log(0.8), -delta_e / temp)
 
 
-class HeatBathMetropolis(Metropolis):
-    """A different but correct rule (Glauber, 1 / (1 + exp(dE/T))): a positive control."""
-
-    def _log_acceptance(self, delta_e: Array, temp: Array) -> Array:
-        return -jnp.logaddexp(0.0, delta_e / temp)
+WRONG_RULES = [HalfTemperatureRule(), DampedDownhillRule()]
 
 
-WRONG_RULES = [HalfTemperatureMetropolis, DampedDownhillMetropolis]
+def rule_id(rule: AbstractAcceptanceRule) -> str:
+    return type(rule).__name__
 
 
 class Potts3Chain(AbstractModel):
@@ -86,8 +86,12 @@ class Potts3Chain(AbstractModel):
     def from_size(
         cls, size: str | int | tuple[int, ...], *, boundary: str | None = None, J: float = 1.0
     ) -> Self:
-        boundary, J = cls._check_common(boundary, J)
-        return cls(parse_size(size, 1), boundary, J)
+        if boundary not in (None, *cls.boundaries):
+            raise ModelError(f"boundary {boundary!r} is not supported by {cls.name}")
+        J = float(J)
+        if not math.isfinite(J) or J == 0.0:
+            raise ModelError(f"coupling J={J} must be finite and non-zero")
+        return cls(parse_size(size, 1), cls.boundaries[0], J)
 
     def neighbours(self) -> np.ndarray:
         n = self.n_sites
@@ -111,6 +115,25 @@ def run(sampler: Metropolis, model: AbstractModel, temps: Any, seed: int = 0) ->
     return sampler.sample(model, np.asarray(temps, float), key=jax.random.key(seed), seed=seed)
 
 
+def starts_of(
+    sampler: Metropolis, model: AbstractModel, temps: np.ndarray, *, key: jax.Array
+) -> np.ndarray:
+    """The configurations the sampler starts its chains from ``(temps, chains, *lattice)``,
+    whichever kernel's state holds them."""
+    return np.asarray(sampler.measure(model, sampler.init_state(model, temps, key=key)))
+
+
+def assert_same_state(a: Any, b: Any) -> None:
+    """Two chain states are equal leaf by leaf (keys compared by their data)."""
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        x, y = (
+            jax.random.key_data(v) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v
+            for v in (x, y)
+        )
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 def chi2_pvalue(counts: np.ndarray, probabilities: np.ndarray) -> float:
     """Pearson χ² p-value of ``counts`` against ``probabilities``, pooling the bins with
     expected counts below 5 (smallest first) until every bin expects at least 5."""
@@ -131,7 +154,7 @@ _DRAWS: dict[tuple[Any, ...], Any] = {}
 
 
 def independent_draws(
-    sampler_cls: type[Metropolis],
+    rule: AbstractAcceptanceRule,
     model: AbstractModel,
     temps: np.ndarray,
     *,
@@ -144,10 +167,10 @@ def independent_draws(
     """The configuration after ``warmup + 1`` sweeps of ``repeats * draws`` independent chains
     per temperature (exactly independent draws), ``(temps, repeats, draws, *lattice)``, and
     each chain's acceptance rate in its last sweep ``(temps, chains)``. Cached per request."""
-    request = (sampler_cls, model, tuple(temps), update, draws, repeats, warmup, seed)
+    request = (rule, model, tuple(temps), update, draws, repeats, warmup, seed)
     if request not in _DRAWS:
-        sampler = sampler_cls(
-            chains=repeats * draws, warmup=warmup, sweeps=1, every=1, update=update
+        sampler = Metropolis(
+            chains=repeats * draws, warmup=warmup, sweeps=1, every=1, update=update, rule=rule
         )
         samples = run(sampler, model, temps, seed)
         states = samples.states[:, :, 0].reshape(len(temps), repeats, draws, *model.shape)
@@ -156,7 +179,7 @@ def independent_draws(
 
 
 def chi2_combined(
-    sampler_cls: type[Metropolis],
+    rule: AbstractAcceptanceRule,
     model: AbstractModel,
     temps: np.ndarray,
     *,
@@ -168,10 +191,8 @@ def chi2_combined(
 ) -> tuple[float, list[float]]:
     """χ² of independent draws against the exact Boltzmann distribution over all states, at
     every temperature and repeat; the p-values combined by Fisher's method."""
-    from spinbench.exact._enumerate import boltzmann_log_probabilities, state_index
-
     states, _ = independent_draws(
-        sampler_cls,
+        rule,
         model,
         temps,
         update=update,
@@ -206,6 +227,8 @@ def test_defaults_are_the_papers_protocol() -> None:
     assert sampler.update == "random-site" and sampler.width is None
     assert sampler.n_samples * sampler.chains == 10_000
     assert json.loads(json.dumps(sampler.settings())) == sampler.settings()
+    assert sampler.rule == MetropolisRule() and sampler.kernel == "auto"
+    assert sampler.settings()["rule"] == "metropolis" and sampler.settings()["kernel"] == "auto"
 
 
 @pytest.mark.parametrize(
@@ -221,6 +244,8 @@ def test_defaults_are_the_papers_protocol() -> None:
         ({"width": 0.0}, "width must be a positive number"),
         ({"width": float("nan")}, "width must be a positive number"),
         ({"width": "wide"}, "width must be a positive number"),
+        ({"rule": "no-such-rule"}, "is not an acceptance rule; choose one of: .*glauber"),
+        ({"kernel": "fast"}, "choose one of: auto, generic"),
     ],
 )
 def test_invalid_options_are_clear_errors(options: dict[str, Any], message: str) -> None:
@@ -244,6 +269,25 @@ def test_options_from_a_grid_file() -> None:
     assert Metropolis(sweeps=105, every=10).n_samples == 10  # count = sweeps // every
     with pytest.raises(OptionError, match=r"unknown option.*'steps'.*valid options"):
         Metropolis.from_options(steps=3)
+
+
+def test_rules_are_objects_or_their_names() -> None:
+    """A rule is given as an object or by its name (grids, the command line); the settings
+    name it, and from_options(**settings()) builds an equal sampler, for a rule defined in a
+    test as for the built-in ones."""
+    assert {"metropolis", "glauber", HalfTemperatureRule.name} <= set(RULES)
+    for rule in (MetropolisRule(), GlauberRule(), HalfTemperatureRule()):
+        sampler = Metropolis(rule=rule.name)
+        assert sampler.rule == rule and sampler == Metropolis(rule=rule)
+        assert sampler.settings()["rule"] == rule.name
+        assert Metropolis.from_options(**sampler.settings()) == sampler
+    delta_e, temp = jnp.array([-4.0, 0.0, 2.0, 8.0]), jnp.float32(1.5)
+    np.testing.assert_allclose(MetropolisRule().log_acceptance(delta_e, temp), -delta_e / temp)
+    np.testing.assert_allclose(  # Glauber: log(1 / (1 + exp(dE/T)))
+        GlauberRule().log_acceptance(delta_e, temp),
+        -np.logaddexp(0.0, np.asarray(delta_e) / 1.5),
+        rtol=1e-6,
+    )
 
 
 class BadColouring(Ising2D):
@@ -353,7 +397,7 @@ def test_checkerboard_accepted_only_where_its_chain_misses_little(
     them is what it misses. Where supports() accepts, that is within frozen_share's bound,
     at most MISSED_MASS_LIMIT; the known traps miss more, and are refused."""
     sampler = Metropolis(update="checkerboard")
-    starts = np.asarray(sampler.init_state(model, np.ones(1), key=jax.random.key(0)).spins)
+    starts = starts_of(sampler, model, np.ones(1), key=jax.random.key(0))
     assert not np.asarray(frozen(model, jnp.asarray(starts))).any()
     start = int(state_index(model, starts.reshape(-1, *model.shape)[:1])[0])
     missed = []
@@ -390,25 +434,29 @@ def test_checkerboard_accepted_only_where_its_chain_misses_little(
 def test_checkerboard_chains_never_start_frozen() -> None:
     """On the 4x4 torus 36 of the 65,536 states are frozen (a chain started there would cycle
     between two of them for ever); the sampler's starts avoid them, for any seed."""
+    # thaw, the internal step of init_state that moves a start out of a frozen state
+    from spinbench.samplers._checkerboard import thaw
+
     model = Ising2D.from_size(4)
     states = jnp.asarray(enumerate_states(model))
     assert int(jnp.sum(frozen(model, states))) == 36 == frozen_share(model) * 2**16
     weak = Ising2D.from_size(4, J=-1e-5)  # the tolerance scales with J
     assert int(jnp.sum(frozen(weak, states))) == 36
-    thawed = _thaw(model, states[frozen(model, states)])
+    thawed = thaw(model, states[frozen(model, states)])
     assert not np.asarray(frozen(model, thawed)).any()
     np.testing.assert_array_equal(  # one site changed
         np.sum(np.asarray(thawed) != np.asarray(states[frozen(model, states)]), axis=(1, 2)), 1
     )
     # 2x4: 4 of 256 states frozen, so about 64 of 4,096 uniform starts would be
     narrow = Ising2D.from_size("2x4")
-    starts = Metropolis(chains=4096, update="checkerboard").init_state(
-        narrow, np.ones(1), key=jax.random.key(2)
+    starts = starts_of(
+        Metropolis(chains=4096, update="checkerboard"), narrow, np.ones(1), key=jax.random.key(2)
     )
-    assert not np.asarray(frozen(narrow, starts.spins)).any()
-    kept = Metropolis(update="random-site").init_state(model, np.ones(3), key=jax.random.key(1))
-    moved = Metropolis(update="checkerboard").init_state(model, np.ones(3), key=jax.random.key(1))
-    np.testing.assert_array_equal(kept.spins, moved.spins)  # ordinary starts are untouched
+    assert not np.asarray(frozen(narrow, jnp.asarray(starts))).any()
+    key = jax.random.key(1)
+    kept = starts_of(Metropolis(update="random-site"), model, np.ones(3), key=key)
+    moved = starts_of(Metropolis(update="checkerboard"), model, np.ones(3), key=key)
+    np.testing.assert_array_equal(kept, moved)  # ordinary starts are untouched
 
 
 @pytest.mark.parametrize(("n", "expected"), [(500, 25), (10, 1), (499, 1), (1, 1), (40, 2)])
@@ -466,31 +514,62 @@ def test_progress_bar_on_request_only(capsys: pytest.CaptureFixture[str]) -> Non
     assert capsys.readouterr().err == ""
 
 
+def record_in_pieces(
+    sampler: Metropolis, model: AbstractModel, temps: np.ndarray, state: Any, pieces: list[int]
+) -> tuple[Any, np.ndarray]:
+    """``record`` called once per entry of ``pieces``; the final state and every
+    configuration recorded, ``(temps, chains, sum(pieces), *lattice)``."""
+    measured = []
+    for n in pieces:
+        state, configurations = sampler.record(model, temps, state, n)
+        measured.append(np.asarray(configurations))
+    return state, np.concatenate(measured, axis=2)
+
+
 def test_chunking_does_not_change_samples() -> None:
+    """The same seed gives the same chains however the sweeps are cut into jitted calls: the
+    configurations, keys and acceptance counters, for records and for warm-up sweeps."""
     model, temps = QUICK[0][0], np.array([0.7, 2.0])
     sampler = Metropolis(chains=3, warmup=7, sweeps=12, every=3, update=QUICK[0][1])
     key = jax.random.key(5)
-    single, acc_single = sampler._run(model, temps, key=key, chunk=1)
-    odd, acc_odd = sampler._run(model, temps, key=key, chunk=3)  # 3 + 1: a short last chunk
-    default, _ = sampler._run(model, temps, key=key)
+    start = sampler.init_state(model, temps, key=key)
+    single_state, single = record_in_pieces(sampler, model, temps, start, [1, 1, 1, 1])
+    odd_state, odd = record_in_pieces(sampler, model, temps, start, [3, 1])
+    whole_state, whole = record_in_pieces(sampler, model, temps, start, [4])
+    assert single.shape == (2, 3, 4, *model.shape)
     np.testing.assert_array_equal(single, odd)
-    np.testing.assert_array_equal(single, default)
-    np.testing.assert_allclose(acc_single, acc_odd)
+    np.testing.assert_array_equal(single, whole)
+    assert_same_state(single_state, odd_state)
+    assert_same_state(single_state, whole_state)
     # The state after warm-up is the same in one call as in pieces.
-    state = sampler.init_state(model, temps, key=key)
-    once = sampler.advance(model, temps, state, 7)
-    pieces = sampler.advance(model, temps, sampler.advance(model, temps, state, 4), 3)
-    np.testing.assert_array_equal(once.spins, pieces.spins)
-    np.testing.assert_array_equal(once.accepted, pieces.accepted)
-
-
-def test_benchmark_helper_runs_sweeps_without_measuring() -> None:
-    model, update = QUICK[0]
-    state = benchmark_sweeps(
-        model, np.array([0.7, 2.0]), 3, key=jax.random.key(0), chains=3, update=update
+    once = sampler.run_sweeps(model, temps, start, 7)
+    pieces = sampler.run_sweeps(model, temps, sampler.run_sweeps(model, temps, start, 4), 3)
+    assert_same_state(once, pieces)
+    # sample() cuts its warm-up and measurements by the run's length (one measurement per
+    # call for 4, three for 60, with the warm-up in pieces of 3 sweeps or in one call): a
+    # longer run of the same seed begins with the shorter one's configurations.
+    short = sampler.sample(model, temps, key=key)
+    longer = Metropolis(chains=3, warmup=7, sweeps=180, every=3, update=QUICK[0][1]).sample(
+        model, temps, key=key
     )
+    assert _chunk_size(short.states.shape[2]) == 1 and _chunk_size(longer.states.shape[2]) == 3
+    np.testing.assert_array_equal(longer.states[:, :, :4], short.states)
+    _, after_warmup = sampler.record(model, temps, once, 4)
+    np.testing.assert_array_equal(short.states, np.asarray(after_warmup))
+
+
+def test_run_sweeps_advances_without_measuring() -> None:
+    model, update = QUICK[0]
+    temps = np.array([0.7, 2.0])
+    sampler = Metropolis(chains=3, warmup=0, sweeps=1, every=1, update=update)
+    start = sampler.init_state(model, temps, key=jax.random.key(0))
+    state = sampler.run_sweeps(model, temps, start, 3)
+    assert isinstance(state, MetropolisState)
     assert state.spins.shape == (2, 3, 5)
     assert 0 < int(state.accepted.sum()) <= 3 * 2 * 3 * 5
+    assert not np.array_equal(np.asarray(state.spins), np.asarray(start.spins))
+    counts = sampler.diagnostics(model, state)["acceptance"]
+    np.testing.assert_array_equal(np.asarray(counts), np.asarray(state.accepted))
 
 
 # --------------------------------------------------------------------------- χ² tests
@@ -508,7 +587,7 @@ TEMPS_2D = np.array([1.5, Ising2D.critical_temperature, 4.0])  # low, critical, 
 def test_chi2_against_exact_distribution(
     model: AbstractModel, temps: np.ndarray, update: str
 ) -> None:
-    combined, pvalues = chi2_combined(Metropolis, model, temps, update=update)
+    combined, pvalues = chi2_combined(MetropolisRule(), model, temps, update=update)
     assert combined > 1e-3, pvalues
 
 
@@ -516,12 +595,12 @@ def test_chi2_against_exact_distribution(
 @pytest.mark.parametrize(
     "wrong",
     [
-        HalfTemperatureMetropolis,
-        pytest.param(DampedDownhillMetropolis, marks=pytest.mark.slow),
+        HalfTemperatureRule(),
+        pytest.param(DampedDownhillRule(), marks=pytest.mark.slow),
     ],
-    ids=lambda cls: cls.__name__,
+    ids=rule_id,
 )
-def test_chi2_rejects_a_wrong_acceptance_rule(wrong: type[Metropolis], update: str) -> None:
+def test_chi2_rejects_a_wrong_acceptance_rule(wrong: AbstractAcceptanceRule, update: str) -> None:
     """The same test, run on a sampler with a wrong acceptance rule, fails it decisively."""
     combined, pvalues = chi2_combined(wrong, ISING1D, TEMPS_1D, update=update)
     assert combined < 1e-6, pvalues
@@ -532,8 +611,6 @@ def test_acceptance_rate_is_exact_at_equilibrium(update: str) -> None:
     """The recorded acceptance equals the exact mean of min(1, exp(-dE/T)) over sites and
     the Boltzmann distribution (each colour's update keeps the distribution, so the same
     holds for the checkerboard), within its standard error over independent chains."""
-    from spinbench.exact._enumerate import boltzmann_log_probabilities, enumerate_states
-
     model, temps = ISING1D, TEMPS_1D
     configurations = jnp.asarray(enumerate_states(model))
     delta = np.asarray(model.delta_energy(configurations, -configurations), np.float64)
@@ -545,7 +622,7 @@ def test_acceptance_rate_is_exact_at_equilibrium(update: str) -> None:
         ]
     )
     _, acceptance = independent_draws(
-        Metropolis, model, temps, update=update, draws=2000, repeats=4, warmup=100, seed=0
+        MetropolisRule(), model, temps, update=update, draws=2000, repeats=4, warmup=100, seed=0
     )
     measured = acceptance.mean(axis=1)
     stderr = acceptance.std(axis=1, ddof=1) / np.sqrt(acceptance.shape[1])
@@ -555,8 +632,10 @@ def test_acceptance_rate_is_exact_at_equilibrium(update: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("update", UPDATES)
-@pytest.mark.parametrize("wrong", WRONG_RULES, ids=lambda cls: cls.__name__)
-def test_chi2_rejects_a_wrong_acceptance_rule_2d(wrong: type[Metropolis], update: str) -> None:
+@pytest.mark.parametrize("wrong", WRONG_RULES, ids=rule_id)
+def test_chi2_rejects_a_wrong_acceptance_rule_2d(
+    wrong: AbstractAcceptanceRule, update: str
+) -> None:
     combined, pvalues = chi2_combined(wrong, ISING2D, TEMPS_2D, update=update)
     assert combined < 1e-6, pvalues
 
@@ -569,9 +648,9 @@ def test_chi2_rejects_a_wrong_acceptance_rule_2d(wrong: type[Metropolis], update
 def test_chi2_accepts_another_correct_rule(
     model: AbstractModel, temps: np.ndarray, update: str
 ) -> None:
-    """Positive control: the heat-bath rule also samples the Boltzmann distribution, so the
-    test rejects wrong rules, not merely rules other than Metropolis's."""
-    combined, pvalues = chi2_combined(HeatBathMetropolis, model, temps, update=update)
+    """Positive control: the heat-bath (Glauber) rule also samples the Boltzmann distribution,
+    so the test rejects wrong rules, not merely rules other than Metropolis's."""
+    combined, pvalues = chi2_combined(GlauberRule(), model, temps, update=update)
     assert combined > 1e-3, pvalues
 
 
@@ -582,7 +661,7 @@ def test_chi2_plugin_model_with_three_states(update: str) -> None:
     """A model written only against the public API (q = 3: proposals need their keys)."""
     model, temps = Potts3Chain.from_size(5), np.array([0.5, 2.0])
     draws, _ = independent_draws(
-        Metropolis, model, temps, update=update, draws=2000, repeats=2, warmup=100, seed=1
+        MetropolisRule(), model, temps, update=update, draws=2000, repeats=2, warmup=100, seed=1
     )
     configurations = np.array(list(itertools.product(range(3), repeat=model.n_sites)), np.int8)
     energies = np.asarray(model.energy(jnp.asarray(configurations)), np.float64)

@@ -6,7 +6,9 @@ these tests are skipped, saying how to install them.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+import spinbench
 from spinbench.cli import main
 
 INSTALL = "install the example plugins: python -m pip install -e plugins/{}"
@@ -22,17 +25,18 @@ pytest.importorskip("spinbench_wolff", reason=INSTALL.format("spinbench-wolff"))
 pytest.importorskip("spinbench_made", reason=INSTALL.format("spinbench-made"))
 
 
+#: The documented switch that skips third-party plugins.
+DISABLE_AUTOLOAD = "SPINBENCH_DISABLE_PLUGIN_AUTOLOAD"
+
+
 @pytest.fixture(scope="module", autouse=True)
 def plugins_loaded() -> Iterator[None]:
     """Third-party autoload on (CI may turn it off for the rest of the suite), with a registry
     loaded afresh for this module and dropped after it."""
-    from spinbench import registry
-
     with pytest.MonkeyPatch.context() as patch:
-        patch.delenv(registry.DISABLE_AUTOLOAD_ENV, raising=False)
-        patch.setattr(registry, "_REGISTRY", None)
-        yield
-    registry._REGISTRY = None
+        patch.delenv(DISABLE_AUTOLOAD, raising=False)
+        with spinbench.plugins_registered():
+            yield
 
 
 GRID = """
@@ -209,11 +213,10 @@ BROKEN = {
 @pytest.fixture
 def broken_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Three installed distributions (dist-info with entry points on sys.path, as pip leaves
-    them) that break in different ways; the registry is reloaded to see them."""
+    them) that break in different ways; the registry is reloaded to see them (the commands
+    report its problems, so its warnings are not repeated here)."""
     import importlib
     import sys
-
-    from spinbench import registry
 
     for dist, (module, source) in BROKEN.items():
         (tmp_path / f"{module}.py").write_text(source)
@@ -223,11 +226,13 @@ def broken_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         (info / "entry_points.txt").write_text(f"[spinbench]\n{module} = {module}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
-    monkeypatch.setattr(registry, "_REGISTRY", None)
-    yield
+    with contextlib.ExitStack() as stack:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", spinbench.PluginWarning)
+            stack.enter_context(spinbench.plugins_registered())
+        yield
     for _, (module, _) in BROKEN.items():
         sys.modules.pop(module, None)
-    registry._REGISTRY = None
 
 
 def test_broken_installed_plugins_are_named_and_the_rest_works(broken_plugins: None) -> None:

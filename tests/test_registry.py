@@ -10,9 +10,13 @@ from typing import ClassVar
 import pytest
 
 import spinbench
-from spinbench import registry as registry_module
+
+# The registry module's own tests: they replace its entry-point listing and its process-wide
+# registry.
+from spinbench import PluginWarning, RegistryError, load_registry
+from spinbench import _registry as registry_module
+from spinbench.generators import DenseVAE
 from spinbench.models import Ising1D
-from spinbench._registry import PluginWarning, RegistryError, load_registry
 
 
 class Ising1DCopy(Ising1D):
@@ -252,8 +256,6 @@ def test_misspelled_hook_is_reported() -> None:
 
 
 def test_a_generator_cannot_take_a_sampler_name() -> None:
-    from spinbench.generators._vae import DenseVAE
-
     class FakeMetropolis(DenseVAE):
         name: ClassVar[str] = "metropolis"
 

@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# Unit tests of the internal pieces of a report: the relative error, number formats, histogram
+# bins, the summary text and the table built from cell rows.
 from spinbench._analysis import REL_ERROR_MIN_EXACT, relative_error
-from spinbench.models import XY1D, Ising1D, Ising2D
 from spinbench._report import _format, _histogram_bins, summarise, summary_text
-from spinbench._run_folder import COLUMNS, rows_to_table
+from spinbench._run_folder import rows_to_table
+from spinbench.models import XY1D, Ising1D, Ising2D
+from spinbench.runner import COLUMNS
 
 
 def row(**values: object) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from spinbench import Samples
 from spinbench.cli import main
-from spinbench._grid import load_grid
-from spinbench._runner import COLUMNS, LocalExecutor, Runner
+from spinbench.runner import COLUMNS, LocalExecutor, Runner, load_grid
 
 TINY = """
 seed = 1
@@ -147,7 +149,11 @@ def test_killed_run_resumes_to_the_same_table(tmp_path: Path) -> None:
 
 def test_a_models_reference_is_let_go_after_its_last_cell(tmp_path: Path) -> None:
     """The runner holds one model's reference configurations at a time: when the cells of
-    the second model run, the first model's samples are no longer in memory."""
+    the second model run, the first model's samples are no longer in memory.
+
+    Watched from outside: after a model's reference cell the executor takes a weak reference
+    to the samples the runner hands out for that model; before each cell it notes whose
+    samples are still alive (held by something), after a garbage collection."""
     grid = tmp_path / "grid.toml"
     grid.write_text(
         TINY.format(bad="metropolis", bad_options="")
@@ -155,16 +161,25 @@ def test_a_models_reference_is_let_go_after_its_last_cell(tmp_path: Path) -> Non
         .replace('[[methods]]\nname = "metropolis"\n\n', "", 1)
     )
     spec = load_grid(grid)
+    watched: dict[str, weakref.ref[Samples]] = {}
     held: list[tuple[str, list[str]]] = []
+
+    def alive() -> list[str]:
+        gc.collect()
+        return sorted(label for label, samples in watched.items() if samples() is not None)
 
     class Watching(LocalExecutor):
         def map(self, function: Any, cells: Any) -> Any:
             for cell in cells:
-                held.append((cell.id, sorted(runner._references)))
-                yield function(cell)
+                held.append((cell.id, alive()))
+                record = function(cell)
+                if cell.kind == "reference":
+                    watched[cell.label] = weakref.ref(runner.reference(cell.label))
+                yield record
 
     runner = Runner(spec, tmp_path / "out", executor=Watching(), progress=False)
-    runner.run()
+    table = runner.run()
+    assert set(table["status"]) == {"ok"} and runner.outcome.exit_code() == 0
     first, second = (model.label() for model in spec.models)
     assert held == [
         (first, []),
@@ -172,7 +187,7 @@ def test_a_models_reference_is_let_go_after_its_last_cell(tmp_path: Path) -> Non
         (second, []),  # the first model's configurations are no longer held
         (f"{second}-metropolis", [second]),
     ]
-    assert runner._references == {}
+    assert alive() == []
 
 
 @pytest.mark.slow

@@ -7,6 +7,8 @@ import errno
 import json
 import os
 import stat
+import subprocess
+import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,14 +22,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 import spinbench
-from spinbench import registry as registry_module
+
+# The name of the file that marks a folder as spinbench's (the run folder module's own).
+from spinbench._run_folder import MARKER
 from spinbench.cli import main
-from spinbench.generators._base import AbstractGenerator, TrainedGenerator
-from spinbench._grid import parse_grid
-from spinbench._registry import load_registry
-from spinbench._run_folder import MARKER, RunFolder, read_table
-from spinbench._runner import Runner
-from spinbench.samplers._metropolis import Metropolis
+from spinbench.generators import AbstractGenerator, TrainedGenerator
+from spinbench.runner import RunFolder, Runner, parse_grid, read_table, write_report
+from spinbench.samplers import Metropolis
 
 GRID = """
 seed = 1
@@ -101,11 +102,11 @@ def _plugin(**hooks: list[type]) -> types.SimpleNamespace:
 
 
 @pytest.fixture(autouse=True)
-def test_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def test_plugins() -> Iterator[None]:
     """The registry with the test sampler and generator of this module."""
     plugin = _plugin(samplers=[Flaky], generators=[Constant])
-    monkeypatch.setattr(registry_module, "_REGISTRY", load_registry([("run-folder-tests", plugin)]))
-    yield
+    with spinbench.plugins_registered(("run-folder-tests", plugin)):
+        yield
 
 
 def run(out: Path, grid: str, *extra: str, tmp: Path | None = None) -> Result:
@@ -304,16 +305,13 @@ def test_a_folder_spinbench_did_not_write_is_refused_unless_forced(tmp_path: Pat
 
 
 def test_files_follow_the_umask(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    old = os.umask(0o027)
-    try:
-        from spinbench import atomic
-
-        atomic._umask.cache_clear()
-        assert run(out, GRID).exit_code == 0
-    finally:
-        os.umask(old)
-        atomic._umask.cache_clear()
+    """A run started under umask 027 (in its own process: the umask is read once) writes
+    files 0640 and folders 0750."""
+    out, grid = tmp_path / "out", tmp_path / "grid.toml"
+    grid.write_text(GRID)
+    command = [sys.executable, "-m", "spinbench", "run", "--config", str(grid), "--out", str(out)]
+    result = subprocess.run([*command, "--quiet"], umask=0o027, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
     for path in (out / "results.csv", out / "cells" / "ising1d-4-metropolis.json", out / MARKER):
         assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
     for path in (out / "samples" / "ising1d-4-metropolis", out / "cells"):
@@ -430,8 +428,6 @@ def test_a_read_only_folder_is_one_line(tmp_path: Path) -> None:
 def test_a_full_or_read_only_disk_is_one_line_and_the_folder_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, number: int, reason: str
 ) -> None:
-    from spinbench import atomic
-
     out = tmp_path / "out"
     real = os.replace
 
@@ -440,14 +436,14 @@ def test_a_full_or_read_only_disk_is_one_line_and_the_folder_resumes(
             raise OSError(number, os.strerror(number), str(target))
         real(source, target)
 
-    monkeypatch.setattr(atomic.os, "replace", refuse)
+    monkeypatch.setattr(os, "replace", refuse)
     result = run(out, GRID)
     assert result.exit_code == 1
     assert f"cannot write {out / 'cells' / 'ising1d-5-periodic-metropolis.json'}: {reason}" in (
         result.output
     )
     assert "Traceback" not in result.output
-    monkeypatch.setattr(atomic.os, "replace", real)
+    monkeypatch.setattr(os, "replace", real)
     again = run(out, GRID)
     assert again.exit_code == 0, again.output
     assert "resuming: 3 of 4 cells already done" in again.output
@@ -478,7 +474,7 @@ def test_report_errors_say_what_is_wrong(tmp_path: Path) -> None:
 def test_report_leaves_the_old_summary_when_it_cannot_finish(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from spinbench import report
+    import matplotlib.figure
 
     out = tmp_path / "out"
     assert run(out, GRID).exit_code == 0
@@ -488,10 +484,10 @@ def test_report_leaves_the_old_summary_when_it_cannot_finish(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the plotting library broke")
 
-    monkeypatch.setattr(report._Figures, "figure2", broken)
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", broken)
     (out / "cells" / "ising1d-4-metropolis.json").unlink()  # the summary would change
     with pytest.raises(RuntimeError, match="plotting library"):
-        report.write_report(out)
+        write_report(out)
     assert (out / "summary.md").read_text() == summary
     assert sorted(p.name for p in (out / "figures").iterdir()) == figures
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import types
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner, Result
 
+import spinbench
 from spinbench.cli import main
-from spinbench._commands import sample as sample_module
-from spinbench.samplers._base import AbstractSampler
+from spinbench.samplers import AbstractSampler
 
 RUN = ["--chains", "4", "--warmup", "50", "--sweeps", "200", "--every", "5"]
 ISING = ["sample", "ising1d", "--size", "6", "--temps", "0.5,2.0", *RUN]
@@ -144,12 +145,13 @@ class NoOptions(AbstractSampler):
         raise AssertionError("not reached")
 
 
-def test_options_a_plugin_sampler_lacks(
-    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sample_module, "get_sampler", lambda name: NoOptions)
+def test_options_a_plugin_sampler_lacks(runner: CliRunner, tmp_path: Path) -> None:
+    plugin = types.SimpleNamespace(
+        spinbench_register_samplers=spinbench.hookimpl(lambda: [NoOptions])
+    )
     args = ["sample", "ising1d", "--size", "6", "--temps", "1.0", "--sampler", "nooptions"]
-    result = invoke(runner, [*args, "--width", "0.5"], tmp_path)
+    with spinbench.plugins_registered(("no-options", plugin)):
+        result = invoke(runner, [*args, "--width", "0.5"], tmp_path)
     assert result.exit_code != 0
     assert "sampler 'nooptions' has no option --width" in result.output
 
@@ -158,7 +160,7 @@ def test_run_length_defaults_are_metropolis_defaults() -> None:
     """The commands' literal run-length defaults (kept literal so that the command line starts
     without jax) are the sampler's own: the paper's protocol."""
     from spinbench._commands.common import RUN_LENGTH_DEFAULTS
-    from spinbench.samplers._metropolis import Metropolis
+    from spinbench.samplers import Metropolis
 
     default = Metropolis()
     assert {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -15,19 +16,13 @@ import pytest
 from jaxtyping import Array, PRNGKeyArray
 
 import spinbench
-from spinbench import registry as registry_module
 from spinbench.models import XY1D, Ising1D, Ising2D
-from spinbench.samplers._metropolis import Metropolis
+from spinbench.samplers import AbstractAcceptanceRule, Metropolis
 from spinbench.testing import (
-    CHI2_THRESHOLD,
     GENERATOR_CHECKS,
-    MIN_INDEPENDENT,
     MODEL_CHECKS,
     SAMPLER_CHECKS,
     ConformanceError,
-    _Chi2Test,
-    _distribution_verdict,
-    _Thinned,
     boltzmann_samples,
     check_generator,
     check_model,
@@ -35,6 +30,10 @@ from spinbench.testing import (
     enumerate_boltzmann,
     model_conformance,
 )
+
+# The kit's thresholds and its χ² verdict on thinned samples (unit-tested below) are internal.
+from spinbench.testing._common import CHI2_THRESHOLD, MIN_INDEPENDENT
+from spinbench.testing._samplers import _Chi2Test, _distribution_verdict, _Thinned
 
 # A sampler configuration that gives the χ² test ~3000 configurations per temperature.
 QUICK = {"chains": 32, "warmup": 100, "sweeps": 500, "every": 5}
@@ -223,21 +222,21 @@ def test_unknown_check_name_is_a_value_error() -> None:
 # ====================================================================== broken samplers
 
 
-class TooHot(Metropolis):
+class TooHot(AbstractAcceptanceRule):
     """Accepts with exp(-dE / 2T): samples at twice the temperature."""
 
     name: ClassVar[str] = "too-hot"
 
-    def _log_acceptance(self, delta_e: Array, temp: Array) -> Array:
+    def log_acceptance(self, delta_e: Array, temp: Array) -> Array:
         return -delta_e / (2.0 * temp)
 
 
-class TooCold(Metropolis):
+class TooCold(AbstractAcceptanceRule):
     """Accepts with exp(-2 dE / T): samples at half the temperature, and mixes slowly."""
 
     name: ClassVar[str] = "too-cold"
 
-    def _log_acceptance(self, delta_e: Array, temp: Array) -> Array:
+    def log_acceptance(self, delta_e: Array, temp: Array) -> Array:
         return -2.0 * delta_e / temp
 
 
@@ -254,7 +253,9 @@ class Forgetful(Metropolis):
 def test_wrong_acceptance_rule_fails_the_chi2_test() -> None:
     cases = [(Ising1D.from_size(5), (0.8, 2.0))]
     with pytest.raises(ConformanceError) as error:
-        check_sampler(TooHot(update="checkerboard", **QUICK), cases=cases, repeats=2)
+        check_sampler(
+            Metropolis(update="checkerboard", rule=TooHot(), **QUICK), cases=cases, repeats=2
+        )
     detail = failure_of(error, "distribution")
     assert "do not follow the Boltzmann distribution" in detail
     assert "combined p-value" in detail and "worst configuration" in detail
@@ -272,7 +273,7 @@ def test_wrong_rule_that_mixes_slowly_is_reported_as_wrong_not_as_too_short(
     # fail, with combined p-values of about 1e-15 and 1e-21.
     with pytest.raises(ConformanceError) as error:
         check_sampler(
-            TooCold(update="checkerboard", **QUICK),
+            Metropolis(update="checkerboard", rule=TooCold(), **QUICK),
             cases=[(model, (T,))],
             repeats=2,
             key=0,
@@ -402,7 +403,7 @@ class Forgets(MeanField):
 
 
 @pytest.fixture
-def registered_test_generators(monkeypatch: pytest.MonkeyPatch) -> None:
+def registered_test_generators() -> Iterator[None]:
     """Register the test generators (loading a saved generator resolves it by name)."""
     classes = [MeanField, ZeroOne, Forgets]
     plugin = type(
@@ -410,8 +411,8 @@ def registered_test_generators(monkeypatch: pytest.MonkeyPatch) -> None:
         (),
         {"spinbench_register_generators": staticmethod(spinbench.hookimpl(lambda: classes))},
     )
-    registry = registry_module.load_registry([("test-generators", plugin)])
-    monkeypatch.setattr(registry_module, "_REGISTRY", registry)
+    with spinbench.plugins_registered(("test-generators", plugin)):
+        yield
 
 
 def test_a_simple_generator_passes(registered_test_generators: None) -> None:

@@ -8,8 +8,9 @@ one session the training program is compiled once.
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 import jax
@@ -17,12 +18,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from spinbench.cli import main
-from spinbench._commands import train as train_module
+import spinbench
+from spinbench import Samples
+
+# Unit tests of the command's option parsing and of its records.
 from spinbench._commands.train import parse_option, train_records
+from spinbench.cli import main
 from spinbench.generators import DenseVAE, TrainedGenerator
 from spinbench.models import Ising1D
-from spinbench._samples import Samples
 
 REFERENCE = ["--reference-chains", "20", "--warmup", "100", "--sweeps", "500", "--every", "1"]
 TRAIN = ["train", "dense-vae", "ising1d", "--size", "6", "--temps", "0.5,4.0", *REFERENCE]
@@ -60,8 +63,10 @@ def test_train_sample_and_report(cache: Path, tmp_path: Path) -> None:
     assert "reused Metropolis samples" in again.stderr
 
 
-class _DivergesEverywhere(DenseVAE):
+class DivergesEverywhere(DenseVAE):
     """Training that "diverged" at every temperature (no compilation: the CLI path only)."""
+
+    name: ClassVar[str] = "test-diverges-everywhere"
 
     def fit(self, model: Any, data: Samples, *, key: Any) -> TrainedGenerator:
         params = self.init(model, len(data.temps), key=key)
@@ -69,11 +74,13 @@ class _DivergesEverywhere(DenseVAE):
         return TrainedGenerator(self, model, data.temps, params, {}, steps)
 
 
-def test_divergence_everywhere_fails_with_the_temperatures(
-    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(train_module, "get_generator", lambda name: _DivergesEverywhere)
-    result = invoke([*TRAIN, "--samples", "500"], cache, tmp_path)
+def test_divergence_everywhere_fails_with_the_temperatures(cache: Path, tmp_path: Path) -> None:
+    plugin = types.SimpleNamespace(
+        spinbench_register_generators=spinbench.hookimpl(lambda: [DivergesEverywhere])
+    )
+    train = [TRAIN[0], DivergesEverywhere.name, *TRAIN[2:]]
+    with spinbench.plugins_registered(("diverges-everywhere", plugin)):
+        result = invoke([*train, "--samples", "500"], cache, tmp_path)
     assert result.exit_code != 0
     assert "diverged at 2 of 2 temperatures (T=0.5 at step 3; T=4 at step 4)" in result.output
     assert (tmp_path / "generator" / "trained.json").exists()  # kept for diagnosis
