@@ -10,6 +10,7 @@ and, where it can be found, the line.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import tomllib
@@ -286,7 +287,12 @@ def _parse_model(entry: Any, index: int, fail: Any) -> ModelSpec | None:
             problem(key, f"a model option must be a number, string or boolean, got {value!r}")
     for key in ("name", "size", "temps"):
         if key not in entry:
-            problem(key, "is required")
+            close = difflib.get_close_matches(key, list(options), n=1)
+            if close:  # a misspelling, which would otherwise pass for a model option
+                problem(close[0], f"unknown key; did you mean {key!r}? ({key} is required)")
+                options.pop(close[0])
+            else:
+                problem(key, "is required")
     name = entry.get("name")
     if "name" in entry and (not isinstance(name, str) or not name):
         problem("name", f"must be a model name, got {toml_spelling(name)}")

@@ -79,7 +79,7 @@ def test_exact_table_and_csv(runner: CliRunner) -> None:
     csv = runner.invoke(main, ["exact", "xy1d", "--size", "6", "--temps", "1.0", "--format", "csv"])
     assert csv.exit_code == 0, csv.output
     header, *rows = csv.output.strip().splitlines()
-    assert header.split(",")[:6] == ["model", "size", "boundary", "T", "observable", "r"]
+    assert header.split(",")[:7] == ["model", "size", "boundary", "options", "T", "observable", "r"]
     assert len(rows) == 3 + 5  # energy, heat capacity, ln Z; correlation at r = 1..5
 
 

@@ -21,7 +21,7 @@ import optax
 import pytest
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from spinbench import OptionError, Samples, get_generator
+from spinbench import LoadError, OptionError, Samples, get_generator
 from spinbench.generators import (
     AVB,
     VAE,
@@ -138,7 +138,8 @@ def test_generated_spins_valid_at_every_temperature(trained: TrainedGenerator) -
 
 def test_save_load_round_trip(trained: TrainedGenerator, tmp_path: Path) -> None:
     trained.save(tmp_path / "gen")
-    loaded = TrainedGenerator.load(tmp_path / "gen")
+    template = type(trained.generator).from_options(**trained.generator.settings())
+    loaded = TrainedGenerator.load(tmp_path / "gen", generator=template, model=trained.model)
     assert loaded.generator == trained.generator
     assert loaded.model == trained.model
     np.testing.assert_array_equal(loaded.temps, trained.temps)
@@ -578,19 +579,30 @@ def test_training_loop_is_reproducible() -> None:
     assert not np.array_equal(a.history["loss"], c.history["loss"])
 
 
-class _Untrained(VAE):
-    """Not registered: load() must name the generator it cannot resolve."""
+class _Unregistered(VAE):
+    """Not registered: loading needs no registry, the caller gives the template."""
 
     name: ClassVar[str] = "not-registered"
 
 
-def test_load_unknown_generator_is_a_clear_error(tmp_path: Path, ising6: Ising1D) -> None:
-    params = _Untrained().init(ising6, 1, key=jax.random.key(0))
+def test_load_reads_into_the_callers_template_and_refuses_another(
+    tmp_path: Path, ising6: Ising1D
+) -> None:
+    generator = _Unregistered(epochs=1)
+    params = generator.init(ising6, 1, key=jax.random.key(0))
     trained = TrainedGenerator(
-        _Untrained(), ising6, np.array([1.0]), params, {"loss": np.zeros((1, 1))}, np.array([-1])
+        generator, ising6, np.array([1.0]), params, {"loss": np.zeros((1, 1))}, np.array([-1])
     )
     trained.save(tmp_path / "g")
-    with pytest.raises(LookupError, match="not-registered"):
-        TrainedGenerator.load(tmp_path / "g")
-    with pytest.raises(ValueError, match="does not hold a trained generator"):
-        TrainedGenerator.load(tmp_path / "missing")
+    loaded = TrainedGenerator.load(tmp_path / "g", generator=_Unregistered(epochs=1), model=ising6)
+    for a, b in zip(leaves(loaded.params), leaves(params), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(LoadError, match=r"holds not-registered .* cannot be loaded as vae"):
+        TrainedGenerator.load(tmp_path / "g", generator=VAE(epochs=1), model=ising6)
+    with pytest.raises(LoadError, match=r"'epochs': 1\b.*cannot be loaded .*'epochs': 2\b"):
+        TrainedGenerator.load(tmp_path / "g", generator=_Unregistered(epochs=2), model=ising6)
+    other = Ising1D.from_size(6, h=0.5)
+    with pytest.raises(LoadError, match=r"'h': 0\.5"):
+        TrainedGenerator.load(tmp_path / "g", generator=_Unregistered(epochs=1), model=other)
+    with pytest.raises(LoadError, match="does not hold a trained generator"):
+        TrainedGenerator.load(tmp_path / "missing", generator=generator, model=ising6)

@@ -59,7 +59,10 @@ def test_good_grid_is_parsed() -> None:
         (("samples = 500", 'samples = "many"'), "line 3: key 'samples'"),
         (('temps = "0.5:2.0:4"', 'temps = "0.5:2.0"'), "line 12: key 'models[0].temps'"),
         (("temps = [2.0, 2.5]", "temps = [2.0, -2.5]"), "line 18: key 'models[1].temps'"),
-        (('size = "6"', 'sise = "6"'), "line 11: key 'models[0].sise': unknown key"),
+        (
+            ('size = "6"', 'sise = "6"'),
+            "line 11: key 'models[0].sise': unknown key; did you mean 'size'",
+        ),
         (('methods = ["vae"]', 'methods = ["vea"]'), "key 'models[0].methods'"),
         (("epochs = 3", "epochs = 3\nname = 'x'"), "not valid TOML"),
         (("seed = 3", "seed = 3\nspeed = 1"), "line 3: key 'speed': unknown key"),
@@ -218,7 +221,9 @@ def test_one_system_spelled_twice_is_refused(first: str, second: str, system: st
     )
     text = PLANNED.split("[[models]]")[0] + twice + "[[methods]]" + PLANNED.split("[[methods]]")[1]
     message = plan_problems(text)
-    assert f"key 'models[1].size': the same system as models[0] ({system}.0) spelled" in message
+    assert (
+        f"key 'models[1].size': the same system as models[0] ({system}.0, h=0.0) spelled" in message
+    )
 
 
 def test_a_grid_that_is_not_utf8_is_named(tmp_path: Path) -> None:
@@ -257,3 +262,22 @@ def test_seed_override_is_written_into_the_grid_text() -> None:
     assert parse_grid(grid.text).seed == 7
     without = parse_grid(PLANNED.replace("seed = 0\n", ""), "grid.toml").with_seed(3)
     assert parse_grid(without.text).seed == 3
+
+
+def test_a_model_option_is_validated_by_the_model() -> None:
+    text = PLANNED.replace('size = "4"\ntemps = [2.0]', 'size = "4"\ntemps = [2.0]\nhh = 0.3')
+    message = plan_problems(text)
+    assert "key 'models[1].hh': ising2d has no option 'hh'; its options: h. Did you mean 'h'?" in (
+        message
+    )
+    bad = plan_problems(
+        PLANNED.replace('size = "4"\ntemps = [2.0]', 'size = "4"\ntemps = [2.0]\nh = "x"')
+    )
+    assert "key 'models[1].h': invalid options for ising2d: the field h must be a finite" in bad
+    plan = make_plan(
+        parse_grid(
+            PLANNED.replace('size = "4"\ntemps = [2.0]', 'size = "4"\ntemps = [2.0]\nh = 0.3')
+        )
+    )
+    field = next(c for c in plan.cells if c.label == "ising2d-4-h=0.3")
+    assert plan.model(field).h == 0.3 and plan.model(field).describe()["h"] == 0.3

@@ -91,7 +91,7 @@ def test_tiny_grid_end_to_end(tmp_path: Path) -> None:
     records = json.loads((out / "results.json").read_text())
     assert len(records) == len(table)
     summary = (out / "summary.md").read_text()
-    assert "| ising1d | 4 | metropolis |" in summary
+    assert "| ising1d | 4 | free | h=0.0 | metropolis |" in summary
     provenance = json.loads((out / "provenance.json").read_text())
     assert {"spinbench", "jax", "equinox", "platform", "device", "seed", "settings"} <= set(
         provenance

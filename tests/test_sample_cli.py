@@ -82,7 +82,7 @@ def test_table_and_xy_without_magnetisation_reference(runner: CliRunner, tmp_pat
     result = invoke(runner, [*args, "--update", "checkerboard"], tmp_path)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:5] == ["model", "size", "boundary", "method", "T"]
+    assert lines[0].split()[:6] == ["model", "size", "boundary", "options", "method", "T"]
     magnetization = next(line for line in lines if "abs_magnetization" in line)
     spans, start = {}, 0  # the dashes under the header give each column's width
     for name, dashes in zip(lines[0].split(), lines[1].split(), strict=True):

@@ -259,7 +259,8 @@ def test_wrong_acceptance_rule_fails_the_chi2_test() -> None:
     detail = failure_of(error, "distribution")
     assert "do not follow the Boltzmann distribution" in detail
     assert "combined p-value" in detail and "worst configuration" in detail
-    assert "TooHot" in str(error.value)
+    assert "spinbench.samplers.Metropolis (name 'metropolis'" in str(error.value)
+    assert "rule='too-hot'" in str(error.value)  # the configuration that is wrong
 
 
 @pytest.mark.parametrize(
@@ -435,10 +436,10 @@ def test_save_load_that_loses_state_is_reported(registered_test_generators: None
     assert "after save/load differ" in detail and "structure of init()" in detail
 
 
-def test_unregistered_generator_cannot_be_loaded_and_says_why() -> None:
-    with pytest.raises(ConformanceError) as error:
-        check_generator(MeanField(), checks=["save_load"])
-    assert "not registered" in failure_of(error, "save_load")
+def test_an_unregistered_generator_round_trips() -> None:
+    """Loading reads the saved parameters into the generator's own template: no registry."""
+    report = check_generator(MeanField(), checks=["save_load"])
+    assert "save_load" in report.passed
 
 
 # ====================================================================== pytest helper

@@ -52,7 +52,9 @@ def test_train_sample_and_report(cache: Path, tmp_path: Path) -> None:
     for r in energies:
         assert r["exact"] is not None and r["abs_error"] < 0.1, r
         assert 0.4 < r["tau_int"] < 0.7  # independent samples
-    trained = TrainedGenerator.load(tmp_path / "generator")
+    trained = TrainedGenerator.load(
+        tmp_path / "generator", generator=DenseVAE(epochs=40), model=Ising1D.from_size(6)
+    )
     assert trained.generator == DenseVAE(epochs=40)
     assert trained.seed == 0
     samples = Samples.load(tmp_path / "samples")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import difflib
 import math
 import re
 from typing import Any, ClassVar, Self
@@ -118,8 +119,11 @@ class AbstractModel(eqx.Module):
         unknown = sorted(set(options) - set(cls.option_names()))
         if unknown:
             valid = ", ".join(cls.option_names()) or "(none)"
+            close = difflib.get_close_matches(unknown[0], cls.option_names(), n=1)
+            hint = f". Did you mean {close[0]!r}?" if close else ""
             raise ModelError(
-                f"{cls.name} has no option {', '.join(map(repr, unknown))}; its options: {valid}"
+                f"{cls.name} has no option {', '.join(map(repr, unknown))}; its options: "
+                f"{valid}{hint}"
             )
         dimensions = getattr(cls, "dimensions", None)
         if not isinstance(dimensions, int):

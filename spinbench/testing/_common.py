@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -194,9 +195,29 @@ def _key(key: KeyLike) -> PRNGKeyArray:
     return key
 
 
-def _describe_class(cls: type) -> str:
+def _public_module(cls: type) -> str:
+    """The module users import ``cls`` from: its own, or the nearest package above a private
+    module (``spinbench.samplers._metropolis`` -> ``spinbench.samplers``) that exports it."""
+    parts = cls.__module__.split(".")
+    while len(parts) > 1 and any(part.startswith("_") for part in parts):
+        parent = sys.modules.get(".".join(parts[:-1]))
+        if parent is None or getattr(parent, cls.__name__, None) is not cls:
+            break
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _describe_class(cls: type, instance: Any = None) -> str:
+    """``spinbench.samplers.Metropolis (name 'metropolis', rule='toohot', ...)``: the class,
+    and the settings of the instance checked (what tells two configurations apart)."""
     name = getattr(cls, "name", None)
-    return f"{cls.__module__}.{cls.__qualname__} (name {name!r})"
+    settings = ""
+    if instance is not None and hasattr(instance, "settings"):
+        try:
+            settings = "".join(f", {k}={v!r}" for k, v in instance.settings().items())
+        except Exception:  # a broken settings() is reported by the attributes check
+            settings = ""
+    return f"{_public_module(cls)}.{cls.__qualname__} (name {name!r}{settings})"
 
 
 def _where(model: AbstractModel) -> str:

@@ -87,7 +87,7 @@ def _run_generator_checks(
     checks: Iterable[str] | None = None,
 ) -> Report:
     cls = type(generator)
-    rec = _Recorder(_describe_class(cls), GENERATOR_CHECKS, checks)
+    rec = _Recorder(_describe_class(cls, generator), GENERATOR_CHECKS, checks)
     if not isinstance(generator, AbstractGenerator):
         with rec.check("attributes", cls.__qualname__):
             raise _Fail(f"{generator!r} is not an instance of spinbench.AbstractGenerator")

@@ -331,7 +331,7 @@ def _run_sampler_checks(
     checks: Iterable[str] | None = None,
 ) -> Report:
     cls = type(sampler)
-    rec = _Recorder(_describe_class(cls), SAMPLER_CHECKS, checks)
+    rec = _Recorder(_describe_class(cls, sampler), SAMPLER_CHECKS, checks)
     if not isinstance(sampler, AbstractSampler):
         with rec.check("attributes", cls.__qualname__):
             raise _Fail(f"{sampler!r} is not an instance of spinbench.AbstractSampler")
