@@ -19,6 +19,7 @@ from ._distances import (
     total_variation,
 )
 from ._samples import Samples
+from .exact._enumerate import boltzmann_log_probabilities, can_enumerate, state_index
 from .exact._result import EnergyDistribution
 from .models._base import AbstractModel
 
@@ -77,8 +78,6 @@ def state_kl(
 ) -> dict[str, np.ndarray] | None:
     """KL(empirical || Boltzmann) over every configuration of an enumerable model, with the
     floor of as many exact draws; None when the model cannot be enumerated."""
-    from .exact._enumerate import boltzmann_log_probabilities, can_enumerate, state_index
-
     if not model.is_discrete or not can_enumerate(model) or model.n_sites > 16:
         return None
     exact = np.exp(boltzmann_log_probabilities(model, temps))

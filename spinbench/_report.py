@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._analysis import exact_where_known
+from ._analysis import exact_where_known, measure
 from ._atomic import atomic_directory, write_text_atomic
 from ._errors import ReportError
 from ._grid import GridError, GridSpec, ModelSpec, parse_grid
@@ -244,8 +244,6 @@ class _Figures:
     def figure2(self, spec: ModelSpec, model: Any, rows: pd.DataFrame) -> Path:
         import matplotlib.pyplot as plt
 
-        from ._analysis import measure
-
         name = f"figure2-{spec.label()}.png"
         methods = list(dict.fromkeys(rows["method"]))
         hist_temps = list(spec.histogram_temps) or [float(spec.temps[len(spec.temps) // 2])]
@@ -327,8 +325,6 @@ class _Figures:
     def figure3(self, spec: ModelSpec, model: Any, rows: pd.DataFrame) -> Path | None:
         """Configurations at T_c and above, each with energy equal to its method's mean."""
         import matplotlib.pyplot as plt
-
-        from ._analysis import measure
 
         name = f"figure3-{spec.label()}.png"
         critical = model.critical_temperature or float(np.median(spec.temps))

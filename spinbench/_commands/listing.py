@@ -6,6 +6,7 @@ import json
 
 import click
 
+from .._presets import list_presets
 from .._registry import KINDS, get_registry
 from .common import format_option, render_table
 
@@ -22,8 +23,6 @@ def list_command(kind: str | None, output_format: str) -> None:
     records: list[dict[str, str]] = []
     for k in kinds:
         if k == "presets":
-            from .._presets import list_presets
-
             records += [{"kind": "presets", **p} for p in list_presets()]
             continue
         for name in registry.names(k):  # type: ignore[arg-type]

@@ -7,6 +7,11 @@ from pathlib import Path
 import click
 
 from .._grid import GridError, GridSpec, load_grid
+from .._presets import load_preset
+from .._report import ReportError, write_report
+from .._resources import ResourceError
+from .._run_folder import RunFolderError
+from .._runner import Runner
 
 
 def select_device(device: str | None) -> None:
@@ -33,8 +38,6 @@ class GridProblem(click.ClickException):
 
 def resolve_grid(preset: str | None, config: Path | None) -> GridSpec:
     """The grid named by ``--preset`` or ``--config`` (``paper`` when neither is given)."""
-    from .._presets import load_preset
-
     if preset and config:
         raise click.UsageError("give either --preset or --config, not both")
     try:
@@ -99,10 +102,6 @@ def run_command(
     a degenerate sample, diverged training) are listed at the end and keep status 0, unless
     --strict.
     """
-    from .._resources import ResourceError
-    from .._run_folder import RunFolderError
-    from .._runner import Runner
-
     spec = resolve_grid(preset, config)
     if seed is not None:
         spec = spec.with_seed(seed)
@@ -145,8 +144,6 @@ def run_command(
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report_command(out: Path) -> None:
     """Rebuild summary.md and figures/ of a run folder OUT from its cells."""
-    from .._report import ReportError, write_report
-
     try:
         report = write_report(out)
     except ReportError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .._throughput import QUICK_CASES, run_benchmarks
 from .common import emit, format_option
 
 COLUMNS = ("case", "implementation", "flips_per_ns", "ratio", "seconds", "sweeps", "device")
@@ -32,8 +33,6 @@ def throughput_command(
     JAX checkerboard on a GPU, timed in the same process; ratio = flips/ns over the
     reference's. Compilation is excluded; each figure is the median of --repeats calls.
     """
-    from .._throughput import QUICK_CASES, run_benchmarks
-
     records = run_benchmarks(
         repeats=repeats,
         cases=QUICK_CASES if quick else None,

@@ -58,6 +58,7 @@ from .._errors import LoadError, TrainingDiverged
 from .._methods import AbstractMethod
 from .._samples import Samples
 from ..models._base import AbstractModel
+from ..provenance import provenance
 
 #: Version of the on-disk layout written by :meth:`TrainedGenerator.save`.
 TRAINED_FORMAT_VERSION = 1
@@ -172,8 +173,6 @@ class TrainedGenerator:
         generator's name. ``key`` fixes the draw (from ``seed`` when only that is given).
         ``diverged`` says what to do with diverged temperatures (module docstring).
         """
-        from ..provenance import provenance
-
         if diverged not in ("mark", "drop", "raise"):
             raise ValueError(f"diverged must be 'mark', 'drop' or 'raise', got {diverged!r}")
         if key is None:
@@ -213,8 +212,6 @@ class TrainedGenerator:
         """Write atomically to ``directory``: ``params.eqx`` (equinox serialisation),
         ``history.npz`` and ``trained.json`` (generator name and options, model, temperatures,
         divergence record)."""
-        from ..provenance import provenance
-
         meta = {
             "format": TRAINED_FORMAT_VERSION,
             "generator": self.generator.name,

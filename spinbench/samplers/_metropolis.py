@@ -42,7 +42,7 @@ from ..models._ising import Ising2D
 from . import _packed
 from ._chain import AbstractChainSampler, as_count
 from ._checkerboard import checkerboard_trap, thaw, two_valued
-from ._rules import AbstractAcceptanceRule, MetropolisRule, as_rule
+from ._rules import RULES, AbstractAcceptanceRule, MetropolisRule, as_rule
 
 __all__ = ["KERNELS", "UPDATES", "Metropolis", "MetropolisState", "PackedMetropolisState"]
 
@@ -126,8 +126,6 @@ class Metropolis(AbstractChainSampler):
         ):
             raise ValueError(f"width must be a positive number or None, got {plain(self.width)!r}")
         if not isinstance(self.rule, AbstractAcceptanceRule):
-            from ._rules import RULES
-
             raise ValueError(
                 f"rule {plain(self.rule)!r} is not an acceptance rule; choose one of: "
                 f"{', '.join(sorted(RULES))}"
