@@ -256,6 +256,23 @@ def analyse(
     ]
     for name in extras:
         estimates[name] = stats.estimate(observed[name])
+    acceptance = samples.info.get("acceptance")
+    per_temperature = None if acceptance is None else np.asarray(acceptance).mean(axis=1)
+    return records_of(model, temps, estimates, samples.method, exact, acceptance=per_temperature)
+
+
+def records_of(
+    model: AbstractModel,
+    temps: np.ndarray,
+    estimates: dict[str, stats.Estimate],
+    method: str,
+    exact: ExactResult | None = None,
+    *,
+    acceptance: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
+    """One flat record per (T, observable, r) of ``estimates`` (each ``(temps,)``, or
+    ``(temps, r)`` for the correlation), compared with ``exact`` where it has a value, and
+    flagged (:func:`flag`); ``acceptance`` ``(temps,)`` is added where given."""
     distances = np.asarray(model.correlation_distances())
     exact_values: dict[str, np.ndarray | None] = {}
     if exact is not None:
@@ -265,13 +282,12 @@ def analyse(
                 if name == "correlation"
                 else exact.observable(name)
             )
-    acceptance = samples.info.get("acceptance")
     base = {
         "model": model.name,
         "size": model.size,
         "boundary": model.boundary,
         "options": model.options_label(),
-        "method": samples.method,
+        "method": method,
     }
     records: list[dict[str, Any]] = []
     for i, T in enumerate(temps):
@@ -301,7 +317,7 @@ def analyse(
                 }
                 record["status"], record["reason"] = flag(record)
                 if acceptance is not None:
-                    record["acceptance"] = float(np.mean(np.asarray(acceptance)[i]))
+                    record["acceptance"] = float(acceptance[i])
                 records.append(record)
     return records
 
@@ -317,5 +333,6 @@ __all__ = [
     "exact_where_known",
     "flag",
     "measure",
+    "records_of",
     "relative_error",
 ]

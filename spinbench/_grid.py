@@ -49,14 +49,23 @@ class ModelSpec:
         return f"{self.name}-{self.size}{boundary}{options}"
 
 
+#: The corrections a grid may ask of a generator with a density (``corrections = [...]`` in
+#: its ``[[methods]]`` table): rows ``<name>+reweight`` and ``<name>+mcmc``.
+CORRECTIONS = ("reweight", "mcmc")
+
+
 @dataclass(frozen=True)
 class MethodSpec:
-    """One method (sampler or generator) with its options."""
+    """One method (sampler or generator) with its options and the corrections asked of it."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     #: Position among the grid's [[methods]] tables (for messages).
     index: int = 0
+    #: Corrections (of :data:`CORRECTIONS`) whose rows a generator adds beside its own.
+    corrections: tuple[str, ...] = ()
+    #: Run only where a plugin provides it (``optional = true``), else left out with a note.
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,17 @@ class GridSpec:
         if model.methods is None:
             return list(self.methods)
         return [m for m in self.methods if m.name in model.methods]
+
+    def without_methods(self, names: set[str]) -> GridSpec:
+        """The same grid without the methods ``names`` (optional ones not installed)."""
+        models = tuple(
+            m
+            if m.methods is None
+            else dataclasses.replace(m, methods=tuple(n for n in m.methods if n not in names))
+            for m in self.models
+        )
+        methods = tuple(m for m in self.methods if m.name not in names)
+        return dataclasses.replace(self, models=models, methods=methods)
 
     def with_seed(self, seed: int) -> GridSpec:
         """The same grid with another seed; its text says so too (it is saved with the run)."""
@@ -244,7 +264,31 @@ def parse_grid(text: str, source: str = "<grid>") -> GridSpec:
         if any(m.name == name.lower() for m in methods):
             fail("name", f"method {name.lower()!r} is listed twice", "methods", index)
             continue
-        methods.append(MethodSpec(name.lower(), options, index))
+        corrections = options.pop("corrections", [])
+        if not isinstance(corrections, list) or not all(
+            isinstance(c, str) and c in CORRECTIONS for c in corrections
+        ):
+            fail(
+                "corrections",
+                f"must be a list of corrections from {', '.join(map(repr, CORRECTIONS))}, "
+                f"got {toml_spelling(corrections)}",
+                "methods",
+                index,
+            )
+            continue
+        if len(set(corrections)) != len(corrections):
+            fail("corrections", "lists a correction twice", "methods", index)
+            continue
+        optional = options.pop("optional", False)
+        if not isinstance(optional, bool):
+            fail(
+                "optional",
+                f"must be true or false, got {toml_spelling(optional)}",
+                "methods",
+                index,
+            )
+            continue
+        methods.append(MethodSpec(name.lower(), options, index, tuple(corrections), optional))
     names = [m.name for m in methods]
     for model in models:
         for wanted in model.methods or ():

@@ -75,6 +75,8 @@ class Plan:
     methods: dict[str, Any]
     kinds: dict[str, str]
     cells: list[Cell] = field(default_factory=list)
+    #: Optional methods of the grid that no installed plugin provides.
+    left_out: list[str] = field(default_factory=list)
 
     def model(self, cell: Cell) -> AbstractModel:
         """The model instance of a cell."""
@@ -320,6 +322,35 @@ def _check_crossings(
                     "of this model's methods",
                     *where,
                 )
+            elif method_spec.corrections:
+                _check_corrections(check, method_spec, method, kinds, model, described)
+
+
+def _check_corrections(
+    check: _Checker,
+    method_spec: MethodSpec,
+    method: Any,
+    kinds: dict[str, str],
+    model: AbstractModel,
+    described: str,
+) -> None:
+    """Corrections need a generator with a density on the model."""
+    where = ("methods", method_spec.index)
+    if kinds[method_spec.name] != "generators":
+        check.fail(
+            "corrections",
+            f"corrections apply to generators with a density; {method_spec.name} is a sampler",
+            *where,
+        )
+        return
+    problem = method.density_problem(model)
+    if problem is not None:
+        check.fail(
+            "corrections",
+            f"{method_spec.name} has no density on {described}, so it cannot be corrected: "
+            f"{problem}",
+            *where,
+        )
 
 
 def _kept_per_temperature(sampler: Any) -> int | None:
@@ -351,6 +382,7 @@ def _cell_digests(plan: Plan) -> None:
                 **common,
                 "kind": "method",
                 "method": {"name": method_spec.name, "kind": kind, "settings": method.settings()},
+                "corrections": list(method_spec.corrections),
             }
             if kind == "generators":
                 payload["samples"] = spec.samples
@@ -360,14 +392,25 @@ def _cell_digests(plan: Plan) -> None:
 def make_plan(spec: GridSpec) -> Plan:
     """Check a grid against the registry and this machine and expand it into cells.
 
-    Raises :class:`~spinbench._grid.GridError` listing every problem found.
+    Raises :class:`~spinbench._grid.GridError` listing every problem found. Optional methods
+    (``optional = true``) that no installed plugin provides are left out (``Plan.left_out``).
     """
+    left_out = {m.name for m in spec.methods if m.optional and not _registered(m.name)}
+    spec = spec.without_methods(left_out)
     check = _Checker(spec)
     models = _build_models(spec, check)
     reference = _build_reference(spec, check)
     methods, kinds = _build_methods(spec, check, reference_failed=reference is None)
     _check_crossings(spec, check, models, reference, methods, kinds)
     raise_problems(spec.source, check.problems)
-    plan = Plan(spec, models, reference, methods, kinds)
+    plan = Plan(spec, models, reference, methods, kinds, left_out=sorted(left_out))
     _cell_digests(plan)
     return plan
+
+
+def _registered(name: str) -> bool:
+    try:
+        get_method(name)
+    except RegistryError:
+        return False
+    return True

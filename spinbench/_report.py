@@ -91,6 +91,8 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
         correlation = usable[usable["observable"] == "correlation"]["rel_error"].dropna()
         tv = usable[usable["observable"] == "energy_tv"]
         failures = group[group["status"] == "failed"]
+        energy_rows = usable[usable["observable"] == "energy"]
+        ess_rate = energy_rows.get("ess_per_second", pd.Series(dtype=float)).astype(float).dropna()
         lines.append(
             {
                 "model": model,
@@ -106,9 +108,54 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
                 else np.nan,
                 "energy TV": tv["estimate"].astype(float).mean() if len(tv) else np.nan,
                 "TV noise floor": tv["noise_floor"].astype(float).mean() if len(tv) else np.nan,
+                "median ESS/s": float(ess_rate.median()) if len(ess_rate) else np.nan,
                 "flagged rows": int(group["status"].isin(FLAGGED_STATUSES).sum()),
                 "wall time (s)": float(group["wall_time"].astype(float).max()),
                 "failures": "; ".join(str(reason) for reason in failures["reason"]),
+            }
+        )
+    return pd.DataFrame(lines)
+
+
+#: |z| of the energy row below which a method counts as consistent with the exact value in
+#: the efficiency ranking.
+CONSISTENT_Z = 4.0
+
+
+def efficiency(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model, size and temperature, the methods ranked by ESS of the energy per second
+    (``ess_per_second``) among those whose energy is consistent with the exact value
+    (|z| < :data:`CONSISTENT_Z`) and not flagged; the others listed apart with their |z| or
+    their flag."""
+    energy = table[(table["observable"] == "energy") & (table["status"] != "failed")]
+    energy = energy[energy["z"].notna() & energy["ess_per_second"].notna()]
+    lines = []
+    keys = ["model", "size", "boundary", "options", "T"]
+    for (model, size, boundary, options, T), group in energy.fillna({"options": ""}).groupby(
+        keys, sort=False
+    ):
+        z = group["z"].astype(float).abs()
+        trusted = (z < CONSISTENT_Z) & (group["status"] == "ok")
+        good = group[trusted].sort_values("ess_per_second", ascending=False)
+        bad = group[~trusted]
+        lines.append(
+            {
+                "model": model,
+                "size": size,
+                "boundary": boundary,
+                "options": options,
+                "T": T,
+                "ranked by ESS/s (|z| < 4)": ", ".join(
+                    f"{m} {_format('ess', v)}"
+                    for m, v in zip(good["method"], good["ess_per_second"], strict=True)
+                )
+                or "–",
+                "not ranked (|z|, flag)": ", ".join(
+                    f"{m} ({_format('z', abs(float(v)))}"
+                    + ("" if status == "ok" else f", {status}")
+                    + ")"
+                    for m, v, status in zip(bad["method"], bad["z"], bad["status"], strict=True)
+                ),
             }
         )
     return pd.DataFrame(lines)
@@ -168,6 +215,20 @@ def summary_text(table: pd.DataFrame, missing: list[str], total: int, problems: 
         _markdown(_shown(summarise(table))) if len(table) else "(no finished cells)",
         "",
     ]
+    ranked = efficiency(table) if len(table) and "ess_per_second" in table else pd.DataFrame()
+    if len(ranked):
+        text += [
+            "## Efficiency: ESS of the energy per second",
+            "",
+            "Per temperature, the methods whose energy is consistent with the exact value",
+            "(|z| < 4) and not flagged, best first, by effective samples of the energy per",
+            "second of everything the row needed (training and the reference sampling that fed",
+            "it included; the temperatures of a grid share one program, so each gets an equal",
+            "share of the time).",
+            "",
+            _markdown(_shown(ranked.sort_values(["model", "size", "T"], kind="stable"))),
+            "",
+        ]
     flagged = [f"- {line}" for line in flagged_rows(table)]
     if flagged:
         text += [f"## Flagged rows ({len(flagged)})", "", *flagged, ""]
@@ -229,6 +290,8 @@ class _Figures:
         self.problems: list[str] = []
 
     def samples(self, spec: ModelSpec, method: str, figure: str) -> Samples | None:
+        if method.endswith("+reweight"):  # weighted draws: no configurations of their own
+            return None
         try:
             samples = _method_samples(self.out, spec, method)
         except DamagedSamples as error:
@@ -359,6 +422,87 @@ class _Figures:
         plt.close(figure)
         return path
 
+    def efficiency(self, spec: ModelSpec, model: Any, rows: pd.DataFrame) -> Path | None:
+        """Generators corrected and costed (drawn where a generator has a density): the
+        variational free energy against the exact one, the ESS fraction of reweighting and the
+        acceptance of neural MCMC, ESS per second of every method, and the energy's |z|
+        before and after correction. One colour per generator; solid raw, dashed
+        ``+reweight``, dotted ``+mcmc``."""
+        import matplotlib.pyplot as plt
+
+        energy = rows[(rows["observable"] == "energy") & (rows["status"] != "failed")]
+        free = rows[(rows["observable"] == "free_energy") & (rows["status"] != "failed")]
+        if free.empty:
+            return None
+        bases = list(dict.fromkeys(str(m).split("+")[0] for m in rows["method"]))
+        colours = {base: f"C{i % 10}" for i, base in enumerate(bases)}
+        styles = {"": ("o", "-"), "reweight": ("s", "--"), "mcmc": ("^", ":")}
+
+        def look(method: str) -> dict[str, Any]:
+            base, _, correction = method.partition("+")
+            marker, line = styles.get(correction, ("o", "-"))
+            return {"color": colours[base], "marker": marker, "ls": line, "ms": 3.5, "lw": 1.2}
+
+        name = f"efficiency-{spec.label()}.png"
+        figure, axes = plt.subplots(1, 4, figsize=(19, 4.6), squeeze=False)
+        bound_axis, share_axis, rate_axis, z_axis = axes[0]
+        exact = free.drop_duplicates("T").sort_values("T")
+        if exact["exact"].notna().any():
+            bound_axis.plot(exact["T"], exact["exact"], "k-", lw=2, alpha=0.4, label="exact F/N")
+        for method in map(str, dict.fromkeys(free["method"])):
+            group = free[free["method"] == method].sort_values("T")
+            label = f"{method}: -T ln Z/N" if "+" in method else f"{method}: F_q (bound)"
+            bound_axis.errorbar(
+                group["T"], group["estimate"], yerr=group["stderr"], label=label, **look(method)
+            )
+        bound_axis.set(xlabel="T", ylabel="F / N", title="free energy: bound F_q >= F, and ln Z")
+        for method in map(str, dict.fromkeys(energy["method"])):
+            group = energy[energy["method"] == method].sort_values("T")
+            style = look(method)
+            if method.endswith("+reweight") and group["ess_fraction"].notna().any():
+                share_axis.plot(
+                    group["T"], group["ess_fraction"], label=f"{method}: ESS/n", **style
+                )
+            if method.endswith("+mcmc") and group["acceptance"].notna().any():
+                share_axis.plot(
+                    group["T"], group["acceptance"], label=f"{method}: acceptance", **style
+                )
+            if group["ess_per_second"].notna().any():
+                rate_axis.plot(group["T"], group["ess_per_second"], label=method, **style)
+            if group["z"].notna().any():
+                z_axis.plot(group["T"], group["z"].astype(float).abs(), label=method, **style)
+        share_axis.set(
+            xlabel="T",
+            ylabel="fraction",
+            ylim=(0, 1.05),
+            title="reweighting ESS/n; MCMC acceptance",
+        )
+        rate_axis.set(
+            xlabel="T",
+            ylabel="ESS of E per second",
+            yscale="log",
+            title="efficiency (training included)",
+        )
+        z_axis.axhline(4, color="grey", lw=0.8, ls="-.")
+        z_axis.set(
+            xlabel="T",
+            ylabel="|z| of E / N",
+            yscale="log",
+            title="energy bias before/after correction (|z| = 4 dash-dot)",
+        )
+        for axis in axes[0]:
+            _legend(axis, 6)
+        figure.suptitle(
+            f"{model.name} {model.size}: generators corrected and costed "
+            "(solid raw, dashed +reweight, dotted +mcmc)",
+            fontsize=10,
+        )
+        figure.tight_layout()
+        path = self.folder / name
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        return path
+
 
 def _draw(out: Path, folder: Path, grid: GridSpec, plan: Plan, table: pd.DataFrame) -> _Figures:
     import matplotlib
@@ -379,6 +523,8 @@ def _draw(out: Path, folder: Path, grid: GridSpec, plan: Plan, table: pd.DataFra
         figures.figure2(spec, model, rows)
         if len(model.shape) == 2 and model.is_discrete:
             figures.figure3(spec, model, rows)
+        if "free_energy" in set(rows["observable"]):
+            figures.efficiency(spec, model, rows)
     return figures
 
 

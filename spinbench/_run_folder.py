@@ -56,6 +56,7 @@ __all__ = [
     "FLAGGED_STATUSES",
     "MARKER",
     "NUMERIC_COLUMNS",
+    "TIMING_COLUMNS",
     "RunFolder",
     "RunFolderError",
     "describe_row",
@@ -68,7 +69,7 @@ MARKER = "spinbench-run.json"
 #: Version of the folder's layout (the marker's ``format``).
 RUN_FORMAT_VERSION = 1
 #: Version of the rows a cell produces; part of every digest, so a new format re-runs cells.
-CELL_FORMAT_VERSION = 3
+CELL_FORMAT_VERSION = 4
 
 #: Columns of results.csv / results.json, in order.
 COLUMNS = (
@@ -91,9 +92,14 @@ COLUMNS = (
     "z",
     "reference",
     "noise_floor",
+    "acceptance",
+    "ess_fraction",
     "status",
     "reason",
     "wall_time",
+    "train_time",
+    "sample_time",
+    "ess_per_second",
 )
 #: Columns holding numbers (``inf`` allowed, NaN written as blank / null).
 NUMERIC_COLUMNS = (
@@ -109,8 +115,15 @@ NUMERIC_COLUMNS = (
     "rel_error",
     "z",
     "noise_floor",
+    "acceptance",
+    "ess_fraction",
     "wall_time",
+    "train_time",
+    "sample_time",
+    "ess_per_second",
 )
+#: Columns holding seconds, or rates per second: they differ between runs of the same grid.
+TIMING_COLUMNS = ("wall_time", "train_time", "sample_time", "ess_per_second")
 #: Columns holding text (``options``: the model's options, ``h=0.3``; empty without any).
 TEXT_COLUMNS = tuple(c for c in COLUMNS if c not in NUMERIC_COLUMNS and c != "reason")
 #: Row statuses: a number that can be trusted, and the ways one cannot be.
@@ -315,7 +328,7 @@ class RunFolder:
                 path.unlink(missing_ok=True)
         samples = self.path / "samples"
         for path in sorted(samples.iterdir()) if samples.is_dir() else []:
-            if path.name not in keep:
+            if path.name.split("+")[0] not in keep:  # a correction's samples: <cell>+mcmc
                 shutil.rmtree(path, ignore_errors=True)
         for folder in (self.cells, reference, samples, self.cache):
             for staging in folder.glob(".*") if folder.is_dir() else []:

@@ -16,6 +16,7 @@ cannot be trusted carry a status other than ``ok`` (:func:`spinbench._analysis.f
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import os
@@ -33,12 +34,15 @@ import pandas as pd
 
 from ._analysis import analyse, exact_where_known, measure, relative_error
 from ._atomic import write_json_atomic
-from ._grid import GridSpec
+from ._grid import CORRECTIONS, GridSpec
 from ._metrics import compare_energy_histograms, state_kl
 from ._plan import Cell, Plan, make_plan
 from ._report import write_report
 from ._run_folder import CELL_FORMAT_VERSION, COLUMNS, RunFolder, flagged_rows
 from ._samples import Samples, cached
+from .corrections import NeuralMCMC, reweighted, variational_free_energy
+from .exact import ExactResult
+from .generators import TrainedGenerator
 from .models._base import AbstractModel
 from .provenance import provenance
 
@@ -47,6 +51,7 @@ __all__ = [
     "Cell",
     "Executor",
     "LocalExecutor",
+    "MethodRun",
     "RunOutcome",
     "Runner",
     "cell_key",
@@ -76,6 +81,41 @@ def _stable_int(text: str) -> int:
 def cell_key(seed: int, label: str) -> jax.Array:
     """A key fixed by the grid seed and a label, independent of run order and resumption."""
     return jax.random.fold_in(jax.random.key(seed), _stable_int(label))
+
+
+@dataclass
+class MethodRun:
+    """What a method cell's method made: its samples, failed temperatures' records, the
+    trained generator (generators only) and the seconds spent training (the reference
+    sampling that made the training data included) and sampling."""
+
+    samples: Samples
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    trained: TrainedGenerator | None = None
+    train_time: float = 0.0
+    sample_time: float = 0.0
+
+
+def mcmc_run_length(spec: GridSpec) -> dict[str, int]:
+    """The neural MCMC's run length in a grid: ``samples`` configurations per temperature,
+    as 10 chains of ``samples // 10`` steps after a tenth as many warm-up steps."""
+    chains = 10
+    sweeps = max(1, spec.samples // chains)
+    return {"chains": chains, "warmup": max(10, sweeps // 10), "sweeps": sweeps, "every": 1}
+
+
+def _ess_per_second(rows: list[dict[str, Any]], n_temps: int) -> None:
+    """Set ``ess_per_second`` on a method label's rows: at each temperature, the ESS of its
+    energy row over that temperature's share (1 / n_temps: one program serves them all) of
+    the training and sampling time."""
+    seconds = {
+        row["T"]: ((row["train_time"] or 0.0) + (row["sample_time"] or 0.0)) / n_temps
+        for row in rows
+    }
+    ess = {row["T"]: row["ess"] for row in rows if row["observable"] == "energy" and row["ess"]}
+    for row in rows:
+        if row["T"] in ess and seconds[row["T"]] > 0:
+            row["ess_per_second"] = float(ess[row["T"]]) / seconds[row["T"]]
 
 
 @dataclass
@@ -212,29 +252,43 @@ class Runner:
         return record
 
     # ------------------------------------------------------------------ method cells
-    def method_samples(self, cell: Cell) -> tuple[Samples, list[dict[str, Any]]]:
-        """Samples of a cell's method and records of temperatures that failed (diverged)."""
+    def method_samples(self, cell: Cell) -> MethodRun:
+        """Run a cell's method: its samples, the records of temperatures that failed
+        (diverged), the trained generator (for corrections) and what it cost."""
         plan = self.plan
         model = plan.model(cell)
         method = plan.method(cell)
         key = cell_key(self.spec.seed, cell.id)
         if plan.reuses_reference(cell):
-            return self.reference(cell.label), []
+            return MethodRun(self.reference(cell.label), sample_time=self._reference_wall(cell))
         if plan.kinds[method.name] == "samplers":
+            start = time.perf_counter()
             samples = method.sample(
                 model, cell.model.temps, key=key, seed=self.spec.seed, progress=self.progress
             )
-            return samples, []
+            return MethodRun(samples, sample_time=time.perf_counter() - start)
         reference = self.reference(cell.label)
         fit_key, generate_key = jax.random.split(key)
         extra = {"progress": self.progress} if _accepts(method.fit, "progress") else {}
+        start = time.perf_counter()
         trained = method.fit(model, reference, key=fit_key, **extra)
-        samples = trained.generate(self.spec.samples, key=generate_key, seed=self.spec.seed)
+        jax.block_until_ready(trained.params)
+        fitted = time.perf_counter()
+        density = method.density_problem(model) is None
+        samples = trained.generate(
+            self.spec.samples, key=generate_key, seed=self.spec.seed, density=density
+        )
         failures = [
             {"T": f["T"], "status": f["status"], "reason": f["reason"]}
             for f in trained.failure_records()
         ]
-        return samples, failures
+        return MethodRun(
+            samples,
+            failures,
+            trained,
+            train_time=self._reference_wall(cell) + fitted - start,
+            sample_time=time.perf_counter() - fitted,
+        )
 
     def run_cell(self, cell: Cell) -> dict[str, Any]:
         """Run one method cell and write its record; returns the record."""
@@ -255,22 +309,39 @@ class Runner:
             "kind": "method",
             "digest": cell.digest,
         }
-        samples: Samples | None = None
+        extra_samples: dict[str, Samples] = {}
+        run: MethodRun | None = None
         try:
-            samples, failures = self.method_samples(cell)
-            failed_temps = {f["T"] for f in failures}
+            run = self.method_samples(cell)
+            samples = run.samples
+            failed_temps = {f["T"] for f in run.failures}
             exact = exact_where_known(model, cell.model.temps)
-            records = [
-                r for r in analyse(model, samples, exact=exact) if float(r["T"]) not in failed_temps
-            ]
+            records = analyse(model, samples, exact=exact)
+            if "log_q" in samples.info:
+                records += variational_free_energy(model, samples, exact)
             records += self.distance_records(cell, model, samples, failed_temps)
+            labelled = {cell.method.name: (records, run.train_time, run.sample_time)}
+            if run.trained is not None:
+                labelled.update(self.corrections(cell, model, run, exact, extra_samples))
             wall = time.perf_counter() - start
             if plan.reuses_reference(cell):
-                wall += self._reference_wall(cell)
-            rows = [self._row(base, r, wall, model.J) for r in records]
-            rows += [
-                self._row(base, {"observable": "energy", **f}, wall, model.J) for f in failures
-            ]
+                wall += run.sample_time
+            rows = []
+            for label, (label_records, train_time, sample_time) in labelled.items():
+                kept = [r for r in label_records if r.get("T") not in failed_temps]
+                costs = {"train_time": train_time, "sample_time": sample_time}
+                label_rows = [
+                    self._row({**base, "method": label}, {**r, **costs}, wall, model.J)
+                    for r in kept
+                ]
+                _ess_per_second(label_rows, len(cell.model.temps))
+                rows += label_rows
+                rows += [
+                    self._row(
+                        {**base, "method": label}, {"observable": "energy", **f}, wall, model.J
+                    )
+                    for f in run.failures
+                ]
             flagged = any(row["status"] != "ok" for row in rows)
             record.update(status="flagged" if flagged else "ok", wall_time=wall, rows=rows)
         except Exception as error:  # a failed cell is recorded, the run goes on
@@ -285,14 +356,64 @@ class Runner:
                 wall_time=wall,
                 rows=[self._row(base, failure, wall, model.J)],
             )
-            samples = None
+            run = None
         # Outside the try: a file-system error stops the run (the folder stays resumable).
-        if samples is not None:
-            samples.save(self.folder.samples_path(cell.id))
+        if run is not None:
+            run.samples.save(self.folder.samples_path(cell.id))
         else:
             shutil.rmtree(self.folder.samples_path(cell.id), ignore_errors=True)
+        for correction in CORRECTIONS:
+            path = self.folder.samples_path(f"{cell.id}+{correction}")
+            if correction in extra_samples:
+                extra_samples[correction].save(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
         self.folder.write_cell(cell.id, record)
         return record
+
+    def corrections(
+        self,
+        cell: Cell,
+        model: AbstractModel,
+        run: MethodRun,
+        exact: ExactResult | None,
+        samples_out: dict[str, Samples],
+    ) -> dict[str, tuple[list[dict[str, Any]], float, float]]:
+        """Records of the corrections the grid asks of a cell's generator, by method label,
+        with their training and sampling times: ``+reweight`` from the cell's own draws,
+        ``+mcmc`` from an independence sampler with the trained generator as proposal
+        (its samples go into ``samples_out``). A correction that fails gives one failed
+        record with the reason; the other rows stand."""
+        assert cell.method is not None and run.trained is not None
+        out: dict[str, tuple[list[dict[str, Any]], float, float]] = {}
+        for correction in cell.method.corrections:
+            label = f"{cell.method.name}+{correction}"
+            start = time.perf_counter()
+            try:
+                if correction == "reweight":
+                    records = reweighted(model, run.samples, exact)
+                    sample_time = run.sample_time + time.perf_counter() - start
+                else:
+                    sampler = NeuralMCMC.with_proposal(run.trained, **mcmc_run_length(self.spec))
+                    key = cell_key(self.spec.seed, f"{cell.id}+mcmc")
+                    chain = sampler.sample(
+                        model, cell.model.temps, key=key, seed=self.spec.seed, progress=False
+                    )
+                    chain = dataclasses.replace(chain, method=label)
+                    samples_out[correction] = chain
+                    failed = {f["T"] for f in run.failures}
+                    records = analyse(model, chain, exact=exact)
+                    records += self.distance_records(cell, model, chain, failed)
+                    sample_time = time.perf_counter() - start
+            except Exception as error:  # this correction's failure, recorded in its rows
+                reason = f"{correction} failed: {type(error).__name__}: {error}"
+                self.log(f"cell {cell.id}: {reason}")
+                records = [{"T": None, "observable": None, "status": "failed", "reason": reason}]
+                sample_time = time.perf_counter() - start
+            for record in records:
+                record["method"] = label
+            out[label] = (records, run.train_time, sample_time)
+        return out
 
     def _reference_wall(self, cell: Cell) -> float:
         state = self.folder.read_cell(
@@ -371,6 +492,11 @@ class Runner:
         from tqdm.auto import tqdm
 
         plan = self.plan
+        if plan.left_out:
+            self.log(
+                f"left out optional method(s) that no installed plugin provides: "
+                f"{', '.join(plan.left_out)}"
+            )
         folder = self.folder
         folder.claim(force=self.force)
         with folder.lock(self.log):
@@ -448,7 +574,9 @@ class Runner:
             "samples": self.spec.samples,
             "reference": {"sampler": self.spec.reference.sampler, **self.spec.reference.options},
             "models": [m.label() for m in self.spec.models],
-            "methods": {m.name: m.options for m in self.spec.methods},
+            "methods": {m.name: m.options for m in self.plan.spec.methods},
+            "corrections": {m.name: list(m.corrections) for m in self.plan.spec.methods},
+            "left_out": self.plan.left_out,
             "executor": type(self.executor).__name__,
         }
         record = provenance(seed=self.spec.seed, settings=settings)

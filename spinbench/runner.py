@@ -20,13 +20,21 @@ from ._grid import GridSpec, MethodSpec, ModelSpec, ReferenceSpec, load_grid, pa
 from ._plan import Cell, Plan, make_plan
 from ._presets import list_presets, load_preset
 from ._report import Report, write_report
-from ._run_folder import CELL_FORMAT_VERSION, COLUMNS, FLAGGED_STATUSES, RunFolder, read_table
+from ._run_folder import (
+    CELL_FORMAT_VERSION,
+    COLUMNS,
+    FLAGGED_STATUSES,
+    TIMING_COLUMNS,
+    RunFolder,
+    read_table,
+)
 from ._runner import Executor, LocalExecutor, Runner, RunOutcome, cell_key
 
 __all__ = [
     "CELL_FORMAT_VERSION",
     "COLUMNS",
     "FLAGGED_STATUSES",
+    "TIMING_COLUMNS",
     "Cell",
     "Executor",
     "GridError",

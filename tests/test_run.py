@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from spinbench import Samples
 from spinbench.cli import main
-from spinbench.runner import COLUMNS, LocalExecutor, Runner, load_grid
+from spinbench.runner import COLUMNS, TIMING_COLUMNS, LocalExecutor, Runner, load_grid
 
 TINY = """
 seed = 1
@@ -67,7 +67,7 @@ def comparable(table: pd.DataFrame) -> pd.DataFrame:
     """The table without wall times (which differ between runs), in a fixed order."""
     keys = ["model", "size", "method", "T", "observable", "r"]
     return (
-        table.drop(columns=["wall_time"])
+        table.drop(columns=list(TIMING_COLUMNS))
         .sort_values(keys, na_position="first")
         .reset_index(drop=True)
     )

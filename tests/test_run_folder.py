@@ -27,7 +27,14 @@ import spinbench
 from spinbench._run_folder import MARKER
 from spinbench.cli import main
 from spinbench.generators import AbstractGenerator, TrainedGenerator
-from spinbench.runner import RunFolder, Runner, parse_grid, read_table, write_report
+from spinbench.runner import (
+    TIMING_COLUMNS,
+    RunFolder,
+    Runner,
+    parse_grid,
+    read_table,
+    write_report,
+)
 from spinbench.samplers import Metropolis
 
 GRID = """
@@ -124,7 +131,7 @@ def stamps(out: Path) -> dict[str, int]:
 def comparable(table: pd.DataFrame) -> pd.DataFrame:
     keys = ["model", "size", "method", "T", "observable", "r"]
     return (
-        table.drop(columns=["wall_time"])
+        table.drop(columns=list(TIMING_COLUMNS))
         .sort_values(keys, na_position="first")
         .reset_index(drop=True)
     )

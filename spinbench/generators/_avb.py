@@ -251,6 +251,7 @@ class AVB(AbstractNeuralGenerator):
     channels: int = eqx.field(static=True, default=16)
     likelihood: str = eqx.field(static=True, default="gaussian")
     readout: str = eqx.field(static=True, default="auto")
+    symmetrize: bool = eqx.field(static=True, default=False)
     kl_warmup_epochs: int = eqx.field(static=True, default=0)
     patience: int | None = eqx.field(static=True, default=None)
     min_delta: float = eqx.field(static=True, default=1e-3)

@@ -18,7 +18,15 @@ A subclass (a plugin author's generator) provides:
   :class:`TrainedGenerator`, recording divergence per temperature instead of raising
   (``spinbench.generators._training.train`` does this for any per-temperature update rule);
 * :meth:`AbstractGenerator.generate_states`: ``(temps, n, *lattice)`` in the model's dtype;
-* optionally :meth:`AbstractGenerator.supports`, the reason a model cannot be learnt.
+* optionally :meth:`AbstractGenerator.supports`, the reason a model cannot be learnt;
+* optionally a *density*: :meth:`AbstractGenerator.density_problem` returns None and
+  :meth:`AbstractGenerator.generate_with_log_density` gives each generated configuration's log
+  density ``log q``. An exact generator (autoregressive) gives ``ln q(x)``. A latent-variable
+  generator draws ``z ~ p(z)``, ``x ~ p(x|z)`` and gives the *augmented* log density
+  ``ln p(z) + ln p(x|z) - ln r(z|x)`` for an auxiliary density ``r`` (its encoder, or the prior
+  ``p(z)``): then ``w = exp(-E(x)/T - log q)`` is an exact importance weight for the Boltzmann
+  distribution (``docs/results-corrected.md`` derives it), which the corrections
+  (reweighting, neural MCMC) and the variational free energy use.
 
 :class:`TrainedGenerator` adds generation into :class:`~spinbench._samples.Samples` (the
 samplers' on-disk format), saving and loading (equinox serialisation, no pickle).
@@ -54,7 +62,7 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._atomic import atomic_directory
-from .._errors import LoadError, TrainingDiverged
+from .._errors import LoadError, TrainingDiverged, UnsupportedModelError
 from .._methods import AbstractMethod
 from .._samples import Samples
 from ..models._base import AbstractModel
@@ -92,6 +100,19 @@ class AbstractGenerator(AbstractMethod):
         self, model: AbstractModel, params: PyTree, n: int, *, key: PRNGKeyArray
     ) -> Array:
         """``n`` independent configurations per temperature: ``(temps, n, *lattice)``."""
+
+    def density_problem(self, model: AbstractModel) -> str | None:
+        """None if :meth:`generate_with_log_density` works for ``model``, else why not. The
+        default: no density."""
+        return f"{self.name} gives no density of the configurations it generates"
+
+    def generate_with_log_density(
+        self, model: AbstractModel, params: PyTree, n: int, *, key: PRNGKeyArray
+    ) -> tuple[Array, Array]:
+        """``n`` independent configurations per temperature ``(temps, n, *lattice)`` and the
+        log density of each ``(temps, n)``: ``ln q(x)``, or for a latent-variable generator
+        the augmented ``ln p(z) + ln p(x|z) - ln r(z|x)`` (see the module docstring)."""
+        raise NotImplementedError(self.density_problem(model) or "no density")
 
 
 @dataclasses.dataclass
@@ -166,12 +187,15 @@ class TrainedGenerator:
         key: PRNGKeyArray | None = None,
         seed: int | None = None,
         diverged: Literal["mark", "drop", "raise"] = "mark",
+        density: bool = False,
     ) -> Samples:
         """``n`` independent configurations per temperature as :class:`Samples`.
 
         States are ``(temps, 1, n, *lattice)`` in the model's dtype, ``method`` is the
         generator's name. ``key`` fixes the draw (from ``seed`` when only that is given).
         ``diverged`` says what to do with diverged temperatures (module docstring).
+        ``density`` draws with :meth:`AbstractGenerator.generate_with_log_density` and keeps
+        the log densities in ``info["log_q"]`` ``(temps, n)``.
         """
         if diverged not in ("mark", "drop", "raise"):
             raise ValueError(f"diverged must be 'mark', 'drop' or 'raise', got {diverged!r}")
@@ -181,9 +205,19 @@ class TrainedGenerator:
             key = jax.random.key(seed)
         if diverged == "raise":
             self.raise_if_diverged()
-        states = np.asarray(
-            self.generator.generate_states(self.model, self.params, int(n), key=key)
-        )
+        log_q = None
+        if density:
+            problem = self.generator.density_problem(self.model)
+            if problem is not None:
+                raise UnsupportedModelError(problem)
+            drawn, log_q = self.generator.generate_with_log_density(
+                self.model, self.params, int(n), key=key
+            )
+            states = np.asarray(drawn)
+        else:
+            states = np.asarray(
+                self.generator.generate_states(self.model, self.params, int(n), key=key)
+            )
         states = states.astype(self.model.dtype, copy=False)[:, None]
         step = np.asarray(self.diverged_step, np.int64)
         keep = np.ones(len(self.temps), bool) if diverged == "mark" else step < 0
@@ -194,6 +228,8 @@ class TrainedGenerator:
         ]
         record["training"] = {**self.info, "temps": [float(t) for t in self.temps]}
         info: dict[str, np.ndarray] = {"diverged_step": step[keep]}
+        if log_q is not None:
+            info["log_q"] = np.asarray(log_q, np.float64)[keep]
         if self.stopped_epoch is not None:
             info["stopped_epoch"] = np.asarray(self.stopped_epoch, np.int64)[keep]
         return Samples(

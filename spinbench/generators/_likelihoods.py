@@ -30,6 +30,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from ..models._base import AbstractModel, wrap_angle
 
 __all__ = [
+    "AUTO_LIKELIHOOD",
     "LIKELIHOODS",
     "READOUTS",
     "AbstractLikelihood",
@@ -184,13 +185,27 @@ LIKELIHOODS: dict[str, type[AbstractLikelihood]] = {
 }
 
 
+#: The ``likelihood`` option's spelling for "the spins' own density": Bernoulli for two-valued
+#: spins, von Mises for angles (one grid entry for models of both kinds).
+AUTO_LIKELIHOOD = "auto"
+
+
+def resolve_likelihood(name: str, model: AbstractModel) -> str:
+    """``name`` with :data:`AUTO_LIKELIHOOD` resolved for ``model``'s spins."""
+    if name != AUTO_LIKELIHOOD:
+        return name
+    return "von-mises" if model.spin_values is None else "bernoulli"
+
+
 def likelihood_for(name: str, model: AbstractModel, readout: str) -> AbstractLikelihood:
-    """The likelihood called ``name`` for ``model``'s spins with a resolved ``readout``."""
-    return LIKELIHOODS[name](model.spin_values, readout)
+    """The likelihood called ``name`` (or ``"auto"``) for ``model``'s spins with a resolved
+    ``readout``."""
+    return LIKELIHOODS[resolve_likelihood(name, model)](model.spin_values, readout)
 
 
 def likelihood_problem(model: AbstractModel, likelihood: str, readout: str) -> str | None:
     """Why ``likelihood``/``readout`` cannot describe ``model``'s spins, or None."""
+    likelihood = resolve_likelihood(likelihood, model)
     if model.spin_values is not None and len(model.spin_values) != 2:
         return (
             f"{model.name} has {len(model.spin_values)} spin values; the neural generators encode "

@@ -18,6 +18,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jaxtyping import Array, PRNGKeyArray, PyTree
@@ -29,6 +30,7 @@ from ..models._base import AbstractModel
 from ._base import AbstractGenerator, TrainedGenerator
 from ._conv import BoundaryConv, is_none
 from ._likelihoods import (
+    AUTO_LIKELIHOOD,
     LIKELIHOODS,
     READOUTS,
     AbstractLikelihood,
@@ -95,10 +97,15 @@ class AbstractNeuralGenerator(AbstractGenerator):
             )
         check_float("learning_rate", self.learning_rate, positive=True)
         check_float("min_delta", self.min_delta, positive=False)
-        if self.likelihood not in LIKELIHOODS:
+        if self.likelihood not in (*LIKELIHOODS, AUTO_LIKELIHOOD):
             raise ValueError(
-                f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}"
+                f"likelihood must be one of {', '.join([*LIKELIHOODS, AUTO_LIKELIHOOD])} "
+                f"(auto: bernoulli for two-valued spins, von-mises for angles), "
+                f"got {self.likelihood!r}"
             )
+        symmetrize = getattr(self, "symmetrize", False)
+        if type(symmetrize) is not bool:  # from_options turns ValueError into OptionError
+            raise ValueError(f"symmetrize must be true or false, got {symmetrize!r}")
         if self.readout not in READOUTS:
             raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {self.readout!r}")
 
@@ -190,7 +197,56 @@ class AbstractNeuralGenerator(AbstractGenerator):
     ) -> Array:
         if n < 1:
             raise ValueError(f"n must be a positive number of samples, got {n}")
-        return _generate(self.output_likelihood(model), model.dtype, params, int(n), key)
+        return _generate(
+            self.output_likelihood(model), model.dtype, params, int(n), key, self.symmetrized(model)
+        )
+
+    # -- densities
+    def symmetrized(self, model: AbstractModel) -> bool:
+        """Whether draws on ``model`` are flipped by a random sign: the ``symmetrize`` option
+        of the built-in generators (False for a subclass without it), on models whose energy
+        the flip s -> -s leaves unchanged (``symmetry == "flip"``; elsewhere no flip)."""
+        return bool(getattr(self, "symmetrize", False)) and model.symmetry == "flip"
+
+    def encoder_density(self) -> bool:
+        """Whether the auxiliary density r(z|x) of :meth:`generate_with_log_density` is the
+        encoder's (a VAE's Gaussian q(z|x)); otherwise it is the prior p(z)."""
+        return False
+
+    def density_problem(self, model: AbstractModel) -> str | None:
+        problem = self.supports(model)
+        if problem is not None:
+            return problem
+        if self.likelihood == "gaussian":
+            return (
+                "the paper's squared-error loss (likelihood 'gaussian') with its deterministic "
+                "read-out gives no density of a configuration; train with likelihood="
+                "'bernoulli' (two-valued spins) or 'von-mises' (angles)"
+            )
+        if self.resolved_readout() != "sample":
+            return (
+                "readout 'mean' is deterministic, so a configuration has no density; "
+                "use readout='sample'"
+            )
+        return None
+
+    def generate_with_log_density(
+        self, model: AbstractModel, params: PyTree, n: int, *, key: PRNGKeyArray
+    ) -> tuple[Array, Array]:
+        problem = self.density_problem(model)
+        if problem is not None:
+            raise UnsupportedModelError(f"{self.name}: {problem}")
+        if n < 1:
+            raise ValueError(f"n must be a positive number of samples, got {n}")
+        return _generate_with_density(
+            self.output_likelihood(model),
+            model,
+            params,
+            int(n),
+            key,
+            self.encoder_density(),
+            self.symmetrized(model),
+        )
 
 
 def _is_layer(node: Any) -> bool:
@@ -236,9 +292,15 @@ def _init(
 
 @eqx.filter_jit
 def _generate(
-    likelihood: AbstractLikelihood, dtype: Any, params: PyTree, n: int, key: PRNGKeyArray
+    likelihood: AbstractLikelihood,
+    dtype: Any,
+    params: PyTree,
+    n: int,
+    key: PRNGKeyArray,
+    symmetrize: bool = False,
 ) -> Array:
-    """Decode ``n`` prior draws per temperature, in chunks of at most GENERATE_CHUNK."""
+    """Decode ``n`` prior draws per temperature, in chunks of at most GENERATE_CHUNK (each
+    flipped with probability 1/2 when ``symmetrize``)."""
     chunk = min(n, GENERATE_CHUNK)
     n_chunks = -(-n // chunk)
     n_temps = jax.tree_util.tree_leaves(eqx.filter(params, eqx.is_array))[0].shape[0]
@@ -246,12 +308,87 @@ def _generate(
 
     def one_temperature(net: Any, key_t: PRNGKeyArray) -> Array:
         def one_chunk(k: PRNGKeyArray) -> Array:
-            kz, kr = jax.random.split(k)
+            kz, kr, ks = jax.random.split(k, 3)
             z = jax.random.normal(kz, (chunk, net.latent_dim))
-            return likelihood.to_spins(jax.vmap(net.decode)(z), key=kr, dtype=dtype)
+            x = likelihood.to_spins(jax.vmap(net.decode)(z), key=kr, dtype=dtype)
+            return _flip(x, ks) if symmetrize else x
 
         out = lax.map(one_chunk, jax.random.split(key_t, n_chunks))
         return out.reshape(n_chunks * chunk, *out.shape[2:])[:n]
+
+    return eqx.filter_vmap(one_temperature)(params, keys)
+
+
+def _flip(x: Array, key: PRNGKeyArray) -> Array:
+    """Each configuration of ``x`` ``(batch, *lattice)`` times a random sign (s -> -s)."""
+    signs = jax.random.rademacher(key, (x.shape[0],), dtype=x.dtype)
+    return x * signs.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def _standard_normal_log_density(z: Array) -> Array:
+    return -0.5 * jnp.sum(z**2, axis=-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
+
+
+@eqx.filter_jit
+def _generate_with_density(
+    likelihood: AbstractLikelihood,
+    model: AbstractModel,
+    params: PyTree,
+    n: int,
+    key: PRNGKeyArray,
+    use_encoder: bool,
+    symmetrize: bool = False,
+) -> tuple[Array, Array]:
+    """``n`` draws per temperature of ``z ~ N(0, I)``, ``x ~ p(x|z)``, with the augmented log
+    density ``ln p(z) + ln p(x|z) - ln r(z|x)`` (r: the encoder's Gaussian, or the prior).
+
+    With ``symmetrize`` each draw is flipped by a random sign ``s`` and the augmentation
+    grows by ``s``: ``ln(1/2) + ln p(z) + ln p(sx|z) - ln r(z|sx) - ln r(s|x)``, where
+    ``r(s|x)`` is the softmax over both signs of ``g(sx)``, the decoder's log likelihood of
+    ``sx`` at the encoder's mean (at ``z = 0`` without an encoder): a proper distribution of
+    ``s`` given ``x`` that favours the orientation the network generates, so that a network
+    that learnt one of the two ordered states still weights both exactly.
+    """
+    chunk = min(n, GENERATE_CHUNK)
+    n_chunks = -(-n // chunk)
+    n_temps = jax.tree_util.tree_leaves(eqx.filter(params, eqx.is_array))[0].shape[0]
+    keys = jax.random.split(key, n_temps)
+
+    def one_temperature(net: Any, key_t: PRNGKeyArray) -> tuple[Array, Array]:
+        def log_likelihood(out: Array, x: Array) -> Array:
+            return -jax.vmap(likelihood.nll)(out, encode_spins(model, x))
+
+        def orientation_score(x: Array) -> Array:
+            """g(x): the decoder's log likelihood of x at a point z chosen from x alone."""
+            if use_encoder:
+                mu, _ = jax.vmap(net.encode)(encode_spins(model, x))
+            else:
+                mu = jnp.zeros((x.shape[0], net.latent_dim))
+            return log_likelihood(jax.vmap(net.decode)(mu), x)
+
+        def one_chunk(k: PRNGKeyArray) -> tuple[Array, Array]:
+            kz, kr, ks = jax.random.split(k, 3)
+            z = jax.random.normal(kz, (chunk, net.latent_dim))
+            out = jax.vmap(net.decode)(z)
+            x = likelihood.to_spins(out, key=kr, dtype=model.dtype)
+            log_pz = _standard_normal_log_density(z)
+            if use_encoder:
+                mu, logvar = jax.vmap(net.encode)(encode_spins(model, x))
+                log_r = -0.5 * jnp.sum(
+                    (z - mu) ** 2 * jnp.exp(-logvar) + logvar + math.log(2 * math.pi), axis=-1
+                )
+            else:
+                log_r = log_pz
+            log_q = log_pz + log_likelihood(out, x) - log_r
+            if not symmetrize:
+                return x, log_q
+            kept, flipped = orientation_score(x), orientation_score(-x)
+            log_r_sign = kept - jnp.logaddexp(kept, flipped)
+            return _flip(x, ks), log_q - math.log(2.0) - log_r_sign
+
+        states, log_q = lax.map(one_chunk, jax.random.split(key_t, n_chunks))
+        flat_states = states.reshape(n_chunks * chunk, *states.shape[2:])[:n]
+        return flat_states, log_q.reshape(n_chunks * chunk)[:n]
 
     return eqx.filter_vmap(one_temperature)(params, keys)
 

@@ -142,7 +142,25 @@ class VAEObjective(AbstractObjective):
         return params, opt_state, {"loss": kl + recon, "kl": kl, "reconstruction": recon}
 
 
-class VAE(AbstractNeuralGenerator):
+#: Auxiliary densities r(z|x) of the augmented importance weights (see the generator base).
+AUXILIARIES = ("encoder", "prior")
+
+
+def check_auxiliary(value: str) -> None:
+    if value not in AUXILIARIES:
+        raise ValueError(f"auxiliary must be one of {', '.join(AUXILIARIES)}, got {value!r}")
+
+
+class _EncoderDensity(AbstractNeuralGenerator):
+    """A VAE's choice of auxiliary density: its encoder (lower variance) or the prior."""
+
+    auxiliary: eqx.AbstractVar[str]
+
+    def encoder_density(self) -> bool:
+        return self.auxiliary == "encoder"
+
+
+class VAE(_EncoderDensity):
     """Convolutional VAE (paper §2.2): conv encoder, transposed-convolution decoder.
 
     Layers for a lattice of ``d`` dimensions (1D chains, 2D lattices), ``C`` spin channels
@@ -173,9 +191,12 @@ class VAE(AbstractNeuralGenerator):
     kl_warmup_epochs: int = eqx.field(static=True, default=0)
     patience: int | None = eqx.field(static=True, default=None)
     min_delta: float = eqx.field(static=True, default=1e-3)
+    auxiliary: str = eqx.field(static=True, default="encoder")
+    symmetrize: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self) -> None:
         self._check_options()
+        check_auxiliary(self.auxiliary)
         check_positive_int("channels", self.channels)
 
     def supports(self, model: AbstractModel) -> str | None:
@@ -191,7 +212,7 @@ class VAE(AbstractNeuralGenerator):
         return VAEObjective(likelihood, self.learning_rate, self.kl_warmup_epochs)
 
 
-class DenseVAE(AbstractNeuralGenerator):
+class DenseVAE(_EncoderDensity):
     """Dense VAE (the paper's grey markers in Fig. 2a): the VAE with fully connected layers.
 
     ``H = hidden`` (64), ``L = latent_dim`` (default ``min(n_sites, 32)``), ``C`` spin channels:
@@ -217,9 +238,12 @@ class DenseVAE(AbstractNeuralGenerator):
     kl_warmup_epochs: int = eqx.field(static=True, default=0)
     patience: int | None = eqx.field(static=True, default=None)
     min_delta: float = eqx.field(static=True, default=1e-3)
+    auxiliary: str = eqx.field(static=True, default="encoder")
+    symmetrize: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self) -> None:
         self._check_options()
+        check_auxiliary(self.auxiliary)
         check_positive_int("hidden", self.hidden)
 
     def network(self, model: AbstractModel, *, key: PRNGKeyArray) -> eqx.Module:

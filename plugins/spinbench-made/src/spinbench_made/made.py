@@ -93,8 +93,14 @@ class MADE(AbstractGenerator):
     batch_size: int = eqx.field(static=True, default=500)
     learning_rate: float = eqx.field(static=True, default=1e-3)
     hidden: int = eqx.field(static=True, default=64)
+    #: Draw x or -x with probability 1/2 each: q(x) = (q_net(x) + q_net(-x)) / 2, exact
+    #: (the Z2 symmetrisation of variational autoregressive networks), on models whose energy
+    #: the flip leaves unchanged (``symmetry == "flip"``; elsewhere no flip).
+    symmetrize: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self) -> None:
+        if type(self.symmetrize) is not bool:  # from_options turns ValueError into OptionError
+            raise ValueError(f"symmetrize must be true or false, got {self.symmetrize!r}")
         for option in ("epochs", "batch_size", "hidden"):
             value = getattr(self, option)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -161,9 +167,29 @@ class MADE(AbstractGenerator):
         self, model: AbstractModel, params: MADENet, n: int, *, key: PRNGKeyArray
     ) -> Array:
         assert model.spin_values is not None
-        x = _sample(params, key, int(n))
+        draw_key, sign_key = jax.random.split(key) if self._flips(model) else (key, key)
+        x = _sample(params, draw_key, int(n))
+        if self._flips(model):  # flip each draw with probability 1/2
+            flips = jax.random.bernoulli(sign_key, 0.5, x.shape[:2])[..., None]
+            x = jnp.where(flips, 1.0 - x, x)
         values = jnp.asarray(model.spin_values, jnp.int8)
         return jnp.where(x > 0.5, values[1], values[0]).reshape(-1, n, *model.shape)
+
+    def _flips(self, model: AbstractModel) -> bool:
+        return self.symmetrize and model.symmetry == "flip"
+
+    def density_problem(self, model: AbstractModel) -> str | None:
+        return self.supports(model)  # an autoregressive network: the exact ln q(x)
+
+    def generate_with_log_density(
+        self, model: AbstractModel, params: MADENet, n: int, *, key: PRNGKeyArray
+    ) -> tuple[Array, Array]:
+        states = self.generate_states(model, params, n, key=key)
+        log_q = self.log_prob_stacked(model, params, states)
+        if self._flips(model):
+            flipped = self.log_prob_stacked(model, params, -states)
+            log_q = jnp.logaddexp(log_q, flipped) - jnp.log(2.0)
+        return states, log_q
 
     # ------------------------------------------------------------------ exact likelihood
     def log_prob(self, model: AbstractModel, params: MADENet, states: Array) -> Array:
@@ -174,6 +200,14 @@ class MADE(AbstractGenerator):
             jnp.float32
         )
         return jax.vmap(_log_prob, in_axes=(0, None))(params, x)
+
+    def log_prob_stacked(self, model: AbstractModel, params: MADENet, states: Array) -> Array:
+        """``ln q`` ``(temps, n)`` of configurations ``(temps, n, *lattice)``, each under its own
+        temperature's network."""
+        assert model.spin_values is not None
+        n_temps = states.shape[0]
+        x = jnp.asarray(states).reshape(n_temps, -1, model.n_sites) == model.spin_values[1]
+        return jax.vmap(_log_prob)(params, x.astype(jnp.float32))
 
 
 @eqx.filter_jit
