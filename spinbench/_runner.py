@@ -17,6 +17,7 @@ cannot be trusted carry a status other than ``ok`` (:func:`spinbench._analysis.f
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import os
@@ -34,7 +35,7 @@ import pandas as pd
 
 from ._analysis import analyse, exact_where_known, measure, relative_error
 from ._atomic import write_json_atomic
-from ._grid import CORRECTIONS, GridSpec
+from ._grid import CORRECTIONS, GridSpec, parse_grid
 from ._metrics import compare_energy_histograms, state_kl
 from ._plan import Cell, Plan, make_plan
 from ._report import write_report
@@ -49,6 +50,7 @@ from .provenance import provenance
 __all__ = [
     "COLUMNS",
     "Cell",
+    "CellJob",
     "Executor",
     "LocalExecutor",
     "MethodRun",
@@ -59,19 +61,74 @@ __all__ = [
 
 
 class Executor(Protocol):
-    """Runs cells; local by default, a distributed engine for clusters."""
+    """Runs cells; local by default (:class:`LocalExecutor`), Dask for clusters
+    (:class:`~spinbench._dask.DaskExecutor`).
 
-    def map(self, function: Callable[[Cell], Any], cells: Iterable[Cell]) -> Iterator[Any]:
-        """Apply ``function`` to each cell, yielding results in order."""
+    ``cells`` come with each model's reference cell before its method cells; records are
+    yielded as cells finish (in any order). An executor with ``in_process = False`` runs
+    cells in other processes and gets a picklable ``function`` (a
+    :class:`~spinbench._dask.CellJob`), called with a cell id; one that runs them here gets
+    a function of the cell.
+    """
+
+    def map(self, function: Callable[..., Any], cells: Iterable[Cell]) -> Iterator[Any]:
+        """Apply ``function`` to each cell, yielding the records."""
         ...
 
 
 class LocalExecutor:
     """Runs cells one after the other in this process (each cell is already vectorised)."""
 
+    in_process = True
+
     def map(self, function: Callable[[Cell], Any], cells: Iterable[Cell]) -> Iterator[Any]:
         for cell in cells:
             yield function(cell)
+
+    def describe(self) -> dict[str, Any]:
+        """The executor, for provenance."""
+        return {"executor": "local"}
+
+
+@dataclass(frozen=True)
+class CellJob:
+    """What a worker process needs to run any cell of a grid: the grid's text and source and
+    the output folder (small and picklable: arrays travel through the folder's cache)."""
+
+    grid_text: str
+    grid_source: str
+    out: str
+
+    def __call__(self, cell_id: str, reference: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run the cell ``cell_id`` in this process and write its record. ``reference`` is the
+        record of its model's reference cell: a failed one makes the method cell fail with
+        its reason, without sampling the reference again."""
+        runner = runner_for(self)
+        cell = next(c for c in runner.plan.cells if c.id == cell_id)
+        if cell.kind == "reference":
+            try:
+                return runner.run_reference(cell)
+            finally:
+                runner._references.pop(cell.label, None)
+        if reference is not None and reference.get("status") == "failed":
+            runner._reference_failures[cell.label] = str(reference.get("reason"))
+        else:  # a worker serves many runs: an earlier run's failure is not this one's
+            runner._reference_failures.pop(cell.label, None)
+        try:
+            return runner.run_cell(cell)
+        finally:
+            runner._references.pop(cell.label, None)  # kept on disk, not in the worker
+
+
+@functools.lru_cache(maxsize=4)
+def runner_for(job: CellJob) -> Runner:
+    """One Runner (its checked plan) per grid and process."""
+    return Runner(parse_grid(job.grid_text, job.grid_source), job.out, progress=False)
+
+
+def run_job(job: CellJob, cell_id: str, reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``job(cell_id, reference)``: a module-level function, for task graphs."""
+    return job(cell_id, reference)
 
 
 def _stable_int(text: str) -> int:
@@ -518,8 +575,13 @@ class Runner:
                 self.log(f"resuming: {finished} of {len(plan.cells)} cells already done")
             start = time.perf_counter()
             bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not self.progress)
+            if getattr(self.executor, "in_process", True):
+                function: Callable[..., Any] = self._run_locally(bar, todo)
+            else:
+                function = CellJob(self.spec.text, self.spec.source, str(self.out))
             with bar:
-                for record in self.executor.map(self._run_and_tick(bar, todo), todo):
+                for record in self.executor.map(function, todo):
+                    bar.update()
                     self.log(
                         f"cell {record['cell']}: {record['status']} ({record['wall_time']:.1f} s)"
                     )
@@ -528,22 +590,50 @@ class Runner:
             self.write_results(table, time.perf_counter() - start)
         return table
 
-    def _run_and_tick(self, bar: Any, todo: list[Cell]) -> Callable[[Cell], dict[str, Any]]:
-        """Run a cell, tick the bar, and let go of a model's reference samples once its last
-        cell is done (they stay in the on-disk cache), so a grid of many models holds one
-        model's configurations at a time, not all of them."""
+    def _run_locally(self, bar: Any, todo: list[Cell]) -> Callable[[Cell], dict[str, Any]]:
+        """Run a cell here, and let go of a model's reference samples once its last cell is
+        done (they stay in the on-disk cache), so a grid of many models holds one model's
+        configurations at a time, not all of them."""
         pending = Counter(cell.label for cell in todo)
 
         def run(cell: Cell) -> dict[str, Any]:
             bar.set_postfix_str(cell.id if cell.kind == "method" else f"{cell.id} reference")
             record = self.run_reference(cell) if cell.kind == "reference" else self.run_cell(cell)
-            bar.update()
             pending[cell.label] -= 1
             if pending[cell.label] <= 0:
                 self._references.pop(cell.label, None)
             return record
 
         return run
+
+    def record_failure(self, cell: Cell, reason: str) -> dict[str, Any]:
+        """Write (and return) the record of a cell that could not run at all, e.g. whose
+        worker kept dying: failed, with ``reason``."""
+        model = self.plan.model(cell)
+        record: dict[str, Any] = {
+            "format": CELL_FORMAT_VERSION,
+            "cell": cell.id,
+            "kind": cell.kind,
+            "digest": cell.digest,
+            "status": "failed",
+            "reason": reason,
+            "wall_time": 0.0,
+        }
+        if cell.kind == "reference":
+            self.folder.write_cell(cell.id, record, reference=True)
+            return record
+        assert cell.method is not None
+        base = {
+            "model": model.name,
+            "size": model.size,
+            "boundary": model.boundary,
+            "options": model.options_label(),
+            "method": cell.method.name,
+        }
+        failure = {"T": None, "observable": None, "status": "failed", "reason": reason}
+        record["rows"] = [self._row(base, failure, 0.0, model.J)]
+        self.folder.write_cell(cell.id, record)
+        return record
 
     def _outcome(self, table: pd.DataFrame) -> RunOutcome:
         outcome = RunOutcome()
@@ -577,7 +667,7 @@ class Runner:
             "methods": {m.name: m.options for m in self.plan.spec.methods},
             "corrections": {m.name: list(m.corrections) for m in self.plan.spec.methods},
             "left_out": self.plan.left_out,
-            "executor": type(self.executor).__name__,
+            "executor": _describe(self.executor),
         }
         record = provenance(seed=self.spec.seed, settings=settings)
         record["wall_time_this_invocation"] = wall_time
@@ -588,6 +678,12 @@ class Runner:
         record["reference_flags"] = self.outcome.reference_flags
         write_json_atomic(self.out / "provenance.json", record)
         write_report(self.out, plan=self.plan, table=table)
+
+
+def _describe(executor: Any) -> Any:
+    """An executor's own description (workers, devices), or its class name."""
+    describe = getattr(executor, "describe", None)
+    return describe() if callable(describe) else type(executor).__name__
 
 
 def _energies(model: AbstractModel, samples: Samples) -> np.ndarray:

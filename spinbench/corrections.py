@@ -10,8 +10,9 @@ of an exact importance weight for the Boltzmann distribution ``exp(-E/T)/Z``:
   ``(sum w)^2 / sum w^2`` and ``ln Z ≈ ln mean(w)``, hence ``F/N = -T ln Z / N``
   (Nicoli et al., PRE 101, 023304 (2020));
 * **neural MCMC** (:class:`NeuralMCMC`): a Metropolised independence sampler whose proposals are
-  the generator's draws, accepted with ``min(1, w'/w)``: asymptotically exact however poor the
-  proposal, with an autocorrelation the chain's τ_int measures (Białas, Korcyl & Stebel 2022);
+  the generator's draws, accepted with ``min(1, w'/w)``: asymptotically exact for any proposal
+  that covers the Boltzmann distribution, however poor, with an autocorrelation the chain's
+  τ_int measures (Białas, Korcyl & Stebel, arXiv:2111.10189);
 * the **variational free energy** (:func:`variational_free_energy`):
   ``F_q = <E + T log q>_q`` per site, an upper bound on the exact F with
   ``F_q - F = T KL(q || p) / N`` (Wu, Wang & Zhang, PRL 122, 080602 (2019)); for latent

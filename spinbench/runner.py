@@ -15,6 +15,7 @@ states); :func:`read_table` reads a ``results.csv`` back; :func:`write_report` r
 summary and figures. An :class:`Executor` runs the cells (:class:`LocalExecutor` by default).
 """
 
+from ._dask import DaskExecutor, SchedulerUnreachable
 from ._errors import GridError, ReportError, RunFolderError
 from ._grid import GridSpec, MethodSpec, ModelSpec, ReferenceSpec, load_grid, parse_grid
 from ._plan import Cell, Plan, make_plan
@@ -36,6 +37,7 @@ __all__ = [
     "FLAGGED_STATUSES",
     "TIMING_COLUMNS",
     "Cell",
+    "DaskExecutor",
     "Executor",
     "GridError",
     "GridSpec",
@@ -50,6 +52,7 @@ __all__ = [
     "RunFolderError",
     "RunOutcome",
     "Runner",
+    "SchedulerUnreachable",
     "cell_key",
     "list_presets",
     "load_grid",

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from .._dask import DaskExecutor, SchedulerUnreachable
 from .._grid import GridError, GridSpec, load_grid
 from .._presets import load_preset
 from .._report import ReportError, write_report
 from .._resources import ResourceError
 from .._run_folder import RunFolderError
-from .._runner import Runner
+from .._runner import Executor, LocalExecutor, Runner
 
 
 def select_device(device: str | None) -> None:
@@ -23,9 +25,15 @@ def select_device(device: str | None) -> None:
     try:
         devices = jax.devices(device)
     except RuntimeError as error:
+        hint = (
+            " JAX here is CPU-only: install the GPU build with `pip install '.[cuda]'` (from a "
+            "spinbench checkout; `pip install 'jax[cuda12]'` does the same)"
+            if device == "gpu"
+            else ""
+        )
         raise click.ClickException(
-            f"--device {device}: no such device is available here ({error}); "
-            "use --device cpu, or leave it out to take a GPU when there is one"
+            f"--device {device}: no such device is available here ({error});{hint}. "
+            "Use --device cpu, or leave it out to take a GPU when there is one"
         ) from error
     jax.config.update("jax_default_device", devices[0])
 
@@ -55,6 +63,26 @@ def _fs_error(error: OSError) -> click.ClickException:
     return click.ClickException(f"cannot write {path}: {reason}")
 
 
+def make_executor(
+    name: str,
+    workers: int | None,
+    scheduler: str | None,
+    *,
+    gpu: bool,
+    log: Any,
+) -> Executor:
+    """The executor ``--executor`` names, with its options checked."""
+    if name == "local":
+        if workers is not None or scheduler is not None:
+            raise click.UsageError("--workers and --scheduler go with --executor dask")
+        return LocalExecutor()
+    if workers is not None and scheduler is not None:
+        raise click.UsageError(
+            "give --workers (a cluster on this machine) or --scheduler (a running one), not both"
+        )
+    return DaskExecutor(workers=workers, scheduler=scheduler, gpu=gpu, log=log)
+
+
 @click.command("run")
 @click.option("--preset", help="A grid shipped with spinbench (see `spinbench list presets`).")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="A grid TOML file.")
@@ -78,6 +106,24 @@ def _fs_error(error: OSError) -> click.ClickException:
     help="Also exit with status 1 when rows are flagged (unconverged, degenerate, diverged).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Run cells here, one after the other, or as Dask tasks (see --workers, --scheduler).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="With --executor dask: a local cluster of this many worker processes (default 2).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --executor dask: a running Dask scheduler, e.g. tcp://head-node:8786; its "
+    "workers must see --out (a shared file system).",
+)
 def run_command(
     preset: str | None,
     config: Path | None,
@@ -87,6 +133,9 @@ def run_command(
     force: bool,
     strict: bool,
     quiet: bool,
+    executor: str,
+    workers: int | None,
+    scheduler: str | None,
 ) -> None:
     """Run a grid of models x methods x temperatures into OUT (default: the paper preset).
 
@@ -106,8 +155,17 @@ def run_command(
     if seed is not None:
         spec = spec.with_seed(seed)
     select_device(device)
+
+    def log(message: str) -> None:
+        click.echo(message, err=True)
+
     runner = Runner(
-        spec, out, progress=not quiet, log=lambda m: click.echo(m, err=True), force=force
+        spec,
+        out,
+        executor=make_executor(executor, workers, scheduler, gpu=device == "gpu", log=log),
+        progress=not quiet,
+        log=log,
+        force=force,
     )
     try:
         runner.plan  # noqa: B018 -- checks the whole grid before anything is written
@@ -115,7 +173,7 @@ def run_command(
         raise GridProblem(str(error)) from error
     try:
         table = runner.run()
-    except (RunFolderError, ResourceError) as error:
+    except (RunFolderError, ResourceError, SchedulerUnreachable) as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:
         raise _fs_error(error) from error
