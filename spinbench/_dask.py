@@ -12,6 +12,7 @@ atomically itself. The client writes only the records of cells whose task could 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -168,11 +169,12 @@ class DaskExecutor:
             self.submitted(client)
             for future in as_completed(list(futures)):
                 cell = futures[future]
-                if future.status == "finished":
-                    yield future.result()
-                else:
-                    error = future.exception()
-                    yield _failed(function, cell, f"{type(error).__name__}: {error}")
+                try:
+                    # a result lost with its worker after it finished is computed again
+                    record = future.result()
+                except (Exception, asyncio.CancelledError) as error:  # raised, or no worker left
+                    record = _failed(function, cell, f"{type(error).__name__}: {error}")
+                yield record
         finally:
             cluster = client.cluster
             client.close()
