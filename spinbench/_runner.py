@@ -353,13 +353,7 @@ class Runner:
         plan = self.plan
         model = plan.model(cell)
         assert cell.method is not None
-        base = {
-            "model": model.name,
-            "size": model.size,
-            "boundary": model.boundary,
-            "options": model.options_label(),
-            "method": cell.method.name,
-        }
+        base = _row_base(model, cell.method.name)
         record: dict[str, Any] = {
             "format": CELL_FORMAT_VERSION,
             "cell": cell.id,
@@ -623,13 +617,7 @@ class Runner:
             self.folder.write_cell(cell.id, record, reference=True)
             return record
         assert cell.method is not None
-        base = {
-            "model": model.name,
-            "size": model.size,
-            "boundary": model.boundary,
-            "options": model.options_label(),
-            "method": cell.method.name,
-        }
+        base = _row_base(model, cell.method.name)
         failure = {"T": None, "observable": None, "status": "failed", "reason": reason}
         record["rows"] = [self._row(base, failure, 0.0, model.J)]
         self.folder.write_cell(cell.id, record)
@@ -678,6 +666,17 @@ class Runner:
         record["reference_flags"] = self.outcome.reference_flags
         write_json_atomic(self.out / "provenance.json", record)
         write_report(self.out, plan=self.plan, table=table)
+
+
+def _row_base(model: AbstractModel, method: str) -> dict[str, Any]:
+    """The columns that name a row's model and method."""
+    return {
+        "model": model.name,
+        "size": model.size,
+        "boundary": model.boundary,
+        "options": model.options_label(),
+        "method": method,
+    }
 
 
 def _describe(executor: Any) -> Any:
