@@ -66,8 +66,8 @@ class Executor(Protocol):
 
     ``cells`` come with each model's reference cell before its method cells; records are
     yielded as cells finish (in any order). An executor with ``in_process = False`` runs
-    cells in other processes and gets a picklable ``function`` (a
-    :class:`~spinbench._dask.CellJob`), called with a cell id; one that runs them here gets
+    cells in other processes and gets a picklable ``function`` (a :class:`CellJob`), called
+    with a cell id; one that runs them here gets
     a function of the cell.
     """
 
@@ -151,6 +151,11 @@ class MethodRun:
     trained: TrainedGenerator | None = None
     train_time: float = 0.0
     sample_time: float = 0.0
+
+    @property
+    def failed_temps(self) -> set[float]:
+        """Temperatures whose training failed (their rows are the failure records)."""
+        return {f["T"] for f in self.failures}
 
 
 def mcmc_run_length(spec: GridSpec) -> dict[str, int]:
@@ -365,7 +370,7 @@ class Runner:
         try:
             run = self.method_samples(cell)
             samples = run.samples
-            failed_temps = {f["T"] for f in run.failures}
+            failed_temps = run.failed_temps
             exact = exact_where_known(model, cell.model.temps)
             records = analyse(model, samples, exact=exact)
             if "log_q" in samples.info:
@@ -452,9 +457,8 @@ class Runner:
                     )
                     chain = dataclasses.replace(chain, method=label)
                     samples_out[correction] = chain
-                    failed = {f["T"] for f in run.failures}
                     records = analyse(model, chain, exact=exact)
-                    records += self.distance_records(cell, model, chain, failed)
+                    records += self.distance_records(cell, model, chain, run.failed_temps)
                     sample_time = time.perf_counter() - start
             except Exception as error:  # this correction's failure, recorded in its rows
                 reason = f"{correction} failed: {type(error).__name__}: {error}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
@@ -290,6 +291,25 @@ def _init(
     return eqx.filter_vmap(lambda k: initialise(skeleton, key=k))(jax.random.split(key, n_temps))
 
 
+def _in_chunks(
+    params: PyTree, n: int, key: PRNGKeyArray, draw: Callable[[Any, PRNGKeyArray, int], Any]
+) -> Any:
+    """``draw(net, key, chunk)`` (arrays with a leading axis of ``chunk`` draws) run in
+    chunks of at most GENERATE_CHUNK for each temperature's network, stacked to
+    ``(temps, n, ...)``."""
+    chunk = min(n, GENERATE_CHUNK)
+    n_chunks = -(-n // chunk)
+    n_temps = jax.tree_util.tree_leaves(eqx.filter(params, eqx.is_array))[0].shape[0]
+
+    def one_temperature(net: Any, key_t: PRNGKeyArray) -> Any:
+        drawn = lax.map(lambda k: draw(net, k, chunk), jax.random.split(key_t, n_chunks))
+        return jax.tree_util.tree_map(
+            lambda a: a.reshape(n_chunks * chunk, *a.shape[2:])[:n], drawn
+        )
+
+    return eqx.filter_vmap(one_temperature)(params, jax.random.split(key, n_temps))
+
+
 @eqx.filter_jit
 def _generate(
     likelihood: AbstractLikelihood,
@@ -299,24 +319,16 @@ def _generate(
     key: PRNGKeyArray,
     symmetrize: bool = False,
 ) -> Array:
-    """Decode ``n`` prior draws per temperature, in chunks of at most GENERATE_CHUNK (each
-    flipped with probability 1/2 when ``symmetrize``)."""
-    chunk = min(n, GENERATE_CHUNK)
-    n_chunks = -(-n // chunk)
-    n_temps = jax.tree_util.tree_leaves(eqx.filter(params, eqx.is_array))[0].shape[0]
-    keys = jax.random.split(key, n_temps)
+    """Decode ``n`` prior draws per temperature (each flipped with probability 1/2 when
+    ``symmetrize``)."""
 
-    def one_temperature(net: Any, key_t: PRNGKeyArray) -> Array:
-        def one_chunk(k: PRNGKeyArray) -> Array:
-            kz, kr, ks = jax.random.split(k, 3)
-            z = jax.random.normal(kz, (chunk, net.latent_dim))
-            x = likelihood.to_spins(jax.vmap(net.decode)(z), key=kr, dtype=dtype)
-            return _flip(x, ks) if symmetrize else x
+    def draw(net: Any, k: PRNGKeyArray, chunk: int) -> Array:
+        kz, kr = jax.random.split(k)
+        z = jax.random.normal(kz, (chunk, net.latent_dim))
+        x = likelihood.to_spins(jax.vmap(net.decode)(z), key=kr, dtype=dtype)
+        return _flip(x, jax.random.fold_in(k, 2)) if symmetrize else x
 
-        out = lax.map(one_chunk, jax.random.split(key_t, n_chunks))
-        return out.reshape(n_chunks * chunk, *out.shape[2:])[:n]
-
-    return eqx.filter_vmap(one_temperature)(params, keys)
+    return _in_chunks(params, n, key, draw)
 
 
 def _flip(x: Array, key: PRNGKeyArray) -> Array:
@@ -349,48 +361,39 @@ def _generate_with_density(
     ``s`` given ``x`` that favours the orientation the network generates, so that a network
     that learnt one of the two ordered states still weights both exactly.
     """
-    chunk = min(n, GENERATE_CHUNK)
-    n_chunks = -(-n // chunk)
-    n_temps = jax.tree_util.tree_leaves(eqx.filter(params, eqx.is_array))[0].shape[0]
-    keys = jax.random.split(key, n_temps)
 
-    def one_temperature(net: Any, key_t: PRNGKeyArray) -> tuple[Array, Array]:
-        def log_likelihood(out: Array, x: Array) -> Array:
-            return -jax.vmap(likelihood.nll)(out, encode_spins(model, x))
+    def log_likelihood(out: Array, x: Array) -> Array:
+        return -jax.vmap(likelihood.nll)(out, encode_spins(model, x))
 
-        def orientation_score(x: Array) -> Array:
-            """g(x): the decoder's log likelihood of x at a point z chosen from x alone."""
-            if use_encoder:
-                mu, _ = jax.vmap(net.encode)(encode_spins(model, x))
-            else:
-                mu = jnp.zeros((x.shape[0], net.latent_dim))
-            return log_likelihood(jax.vmap(net.decode)(mu), x)
+    def orientation_score(net: Any, x: Array) -> Array:
+        """g(x): the decoder's log likelihood of x at a point z chosen from x alone."""
+        if use_encoder:
+            mu, _ = jax.vmap(net.encode)(encode_spins(model, x))
+        else:
+            mu = jnp.zeros((x.shape[0], net.latent_dim))
+        return log_likelihood(jax.vmap(net.decode)(mu), x)
 
-        def one_chunk(k: PRNGKeyArray) -> tuple[Array, Array]:
-            kz, kr, ks = jax.random.split(k, 3)
-            z = jax.random.normal(kz, (chunk, net.latent_dim))
-            out = jax.vmap(net.decode)(z)
-            x = likelihood.to_spins(out, key=kr, dtype=model.dtype)
-            log_pz = _standard_normal_log_density(z)
-            if use_encoder:
-                mu, logvar = jax.vmap(net.encode)(encode_spins(model, x))
-                log_r = -0.5 * jnp.sum(
-                    (z - mu) ** 2 * jnp.exp(-logvar) + logvar + math.log(2 * math.pi), axis=-1
-                )
-            else:
-                log_r = log_pz
-            log_q = log_pz + log_likelihood(out, x) - log_r
-            if not symmetrize:
-                return x, log_q
-            kept, flipped = orientation_score(x), orientation_score(-x)
-            log_r_sign = kept - jnp.logaddexp(kept, flipped)
-            return _flip(x, ks), log_q - math.log(2.0) - log_r_sign
+    def draw(net: Any, k: PRNGKeyArray, chunk: int) -> tuple[Array, Array]:
+        kz, kr, ks = jax.random.split(k, 3)
+        z = jax.random.normal(kz, (chunk, net.latent_dim))
+        out = jax.vmap(net.decode)(z)
+        x = likelihood.to_spins(out, key=kr, dtype=model.dtype)
+        log_pz = _standard_normal_log_density(z)
+        if use_encoder:
+            mu, logvar = jax.vmap(net.encode)(encode_spins(model, x))
+            log_r = -0.5 * jnp.sum(
+                (z - mu) ** 2 * jnp.exp(-logvar) + logvar + math.log(2 * math.pi), axis=-1
+            )
+        else:
+            log_r = log_pz
+        log_q = log_pz + log_likelihood(out, x) - log_r
+        if not symmetrize:
+            return x, log_q
+        kept, flipped = orientation_score(net, x), orientation_score(net, -x)
+        log_r_sign = kept - jnp.logaddexp(kept, flipped)
+        return _flip(x, ks), log_q - math.log(2.0) - log_r_sign
 
-        states, log_q = lax.map(one_chunk, jax.random.split(key_t, n_chunks))
-        flat_states = states.reshape(n_chunks * chunk, *states.shape[2:])[:n]
-        return flat_states, log_q.reshape(n_chunks * chunk)[:n]
-
-    return eqx.filter_vmap(one_temperature)(params, keys)
+    return _in_chunks(params, n, key, draw)
 
 
 def check_positive_int(name: str, value: Any) -> None:
