@@ -49,12 +49,19 @@ class AbstractMethod(eqx.Module):
     """
 
     name: ClassVar[str]
+    #: Options other methods have and this one deliberately does not, with the reason (said
+    #: when a grid gives one).
+    unavailable_options: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def from_options(cls, **options: Any) -> Self:
         """Build from keyword options (as in a grid file); unknown keys are a clear error."""
         valid = options_of(cls)
         unknown = sorted(set(options) - set(valid))
+        explained = [name for name in unknown if name in cls.unavailable_options]
+        if explained:
+            name = explained[0]
+            raise OptionError(f"{cls.name} has no option {name!r}: {cls.unavailable_options[name]}")
         if unknown:
             raise OptionError(
                 f"unknown option(s) {', '.join(map(repr, unknown))} for {cls.name}; "

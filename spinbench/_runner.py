@@ -144,7 +144,8 @@ def cell_key(seed: int, label: str) -> jax.Array:
 class MethodRun:
     """What a method cell's method made: its samples, failed temperatures' records, the
     trained generator (generators only) and the seconds spent training (the reference
-    sampling that made the training data included) and sampling."""
+    sampling that made the training data included, unless it trained without data) and
+    sampling."""
 
     samples: Samples
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -344,11 +345,14 @@ class Runner:
             {"T": f["T"], "status": f["status"], "reason": f["reason"]}
             for f in trained.failure_records()
         ]
+        # Data-free (variational) training did not need the reference configurations.
+        variational = trained.info.get("training") == "variational"
+        data_time = 0.0 if variational else self._reference_wall(cell)
         return MethodRun(
             samples,
             failures,
             trained,
-            train_time=self._reference_wall(cell) + fitted - start,
+            train_time=data_time + fitted - start,
             sample_time=time.perf_counter() - fitted,
         )
 

@@ -15,7 +15,7 @@ import abc
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -44,12 +44,19 @@ from ._training import AbstractObjective, TrainConfig, train
 __all__ = [
     "GENERATE_CHUNK",
     "MAX_DEFAULT_LATENT",
+    "NO_VARIATIONAL",
     "AbstractNeuralGenerator",
     "check_float",
     "check_positive_int",
     "initialise",
 ]
 
+#: Why latent-variable generators do not offer ``training = "variational"``.
+NO_VARIATIONAL = (
+    "variational (data-free) training needs the exact ln q(x) of each drawn configuration and "
+    "its gradient, and a latent-variable generator gives only a bound on it; it is offered by "
+    "generators with an exact density (autoregressive ones such as made or van)"
+)
 #: Decoded configurations are generated in batches of this many per temperature.
 GENERATE_CHUNK = 1000
 #: Largest latent dimension chosen by default (``latent_dim=None`` means ``min(n_sites, this)``).
@@ -63,6 +70,9 @@ class AbstractNeuralGenerator(AbstractGenerator):
     :meth:`network` (one temperature's untrained network, which has ``decode`` and a
     ``latent_dim`` property) and :meth:`objective` (its per-temperature update rule).
     """
+
+    #: Latent-variable networks train on data only (said when a grid asks otherwise).
+    unavailable_options: ClassVar[dict[str, str]] = {"training": NO_VARIATIONAL}
 
     epochs: eqx.AbstractVar[int]
     steps: eqx.AbstractVar[int | None]
