@@ -23,18 +23,19 @@ x^m (2 sinh 2K)^{m/2} 2 cosh|sinh(m gamma_n / 2) = (1 + x)^m +|- x^m (1 - x)^m.
 The t_l are algebraic integers, so the coefficients of each Q_i live in Z[2 cos(pi / n)] and
 only their sum is in Z[x]. Beale expanded the products exactly with computer algebra; here the
 same identity is evaluated in the prime fields F_p with p = 1 (mod lcm(2n, 2M)), where
-2 cos(pi l / n) is w^l + w^-l for a 2n-th root of unity w: G(x) = H(x^2) is evaluated at the
-M-th roots of unity (M the least power of two >= N), its coefficients come back by an inverse
-number-theoretic transform, and the Chinese remainder theorem over primes whose product exceeds
-2^N returns the exact integers g_k (all in [0, 2^N]). Every step is exact integer arithmetic:
-numpy int64 vectorised over primes and points (residues below 2^31, so products fit), then
-Python ints. The result is checked (sum g = 2^N, g_0 = 2, nothing beyond k = N) before it is
-returned.
+2 cos(pi l / n) is w^l + w^-l for a 2n-th root of unity w: G(x) = H(x^2) is evaluated at
+square roots of the M-th roots of unity (M the least power of two >= N), the coefficients of
+H come back by an inverse number-theoretic transform (mod y^M - 1: when M = N, g_N folds onto
+g_0, which is 2, the two ground states), and the Chinese remainder theorem over primes whose
+product exceeds 2^N returns the exact integers g_k (all in [0, 2^N]). Every step is exact
+integer arithmetic: numpy int64 vectorised over primes and points (residues below 2^31, so
+products fit), then Python ints. The result is checked (sum g = 2^N, g_0 = 2, nothing beyond
+k = N) before it is returned.
 
-Cost: one Lucas ladder per momentum (about log2 m squarings) on (primes x M) arrays, ~N/30
-primes, so O(N^2 log m / 30) operations: milliseconds at 16x16, about a second at 32x32 and a
-few seconds at 64x64 (docs/architecture.md has the measured times). The counts of a size are
-kept in memory (:func:`functools.lru_cache`).
+Cost: one Lucas ladder per momentum (about log2 m modular products) on (primes x M) arrays,
+~N/31 primes: O(N^2 log m / 31). Measured cold on a shared 2-core VM: 0.05 s at 16x16, 0.3 s at
+32x32, 2.5 s at 48x48, 5-6 s at 64x64 (docs/exact.md). The counts of a size are kept in memory
+for the rest of the process (:func:`functools.lru_cache`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 #: Most sites of a torus whose density of states is computed (64 x 64): the cost grows as
-#: N^2 log N, about a second at 32x32 and several at 64x64.
+#: N^2 log N, 0.3 s at 32x32 and 5 s at 64x64 on a shared 2-core VM.
 ISING2D_DOS_MAX_SITES = 64 * 64
 
 #: Residues stay below 2^31, so a product of two fits in int64.
@@ -73,7 +74,7 @@ _PRIME_LIMIT = 2**31
 #: Primes up to sqrt(2^31) decide whether a number below 2^31 is prime by trial division.
 _SMALL_PRIME_LIMIT = math.isqrt(_PRIME_LIMIT) + 1
 #: Primes evaluated together (work arrays of _PRIME_BLOCK x M int64).
-_PRIME_BLOCK = 32
+_PRIME_BLOCK = 8
 
 
 @dataclass(frozen=True)
