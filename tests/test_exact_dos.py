@@ -58,7 +58,9 @@ def test_counts_sum_to_two_to_the_n_with_the_known_low_levels(shape: tuple[int, 
 
 
 def test_density_of_states_is_symmetric_in_the_lengths() -> None:
-    assert ising2d_density_of_states(6, 10).counts == ising2d_density_of_states(10, 6).counts
+    wide, tall = ising2d_density_of_states(6, 10), ising2d_density_of_states(10, 6)
+    assert wide.counts == tall.counts and wide.energies == tall.energies
+    assert (wide.shape, tall.shape) == ((6, 10), (10, 6))
 
 
 def _moments(distribution: EnergyDistribution, temps: np.ndarray, sites: int) -> tuple:

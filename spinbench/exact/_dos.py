@@ -40,6 +40,7 @@ for the rest of the process (:func:`functools.lru_cache`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -115,12 +116,12 @@ def ising2d_density_of_states(lx: int, ly: int) -> DensityOfStates:
     with an odd length it is frustrated (see :func:`ising2d_energy_distribution`).
     """
     lx, ly = _check_shape(lx, ly)
-    return _density_of_states(*sorted((lx, ly)))
+    dos = _density_of_states(*sorted((lx, ly)))  # g is symmetric in lx <-> ly (transpose)
+    return dos if dos.shape == (lx, ly) else dataclasses.replace(dos, shape=(lx, ly))
 
 
 @lru_cache(maxsize=16)
 def _density_of_states(lx: int, ly: int) -> DensityOfStates:
-    # g is symmetric in lx <-> ly (transpose the lattice): the cache key is sorted.
     counts = _counts(lx, ly)
     sites = lx * ly
     present = [k for k, c in enumerate(counts) if c]
