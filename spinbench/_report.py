@@ -33,6 +33,9 @@ __all__ = ["Report", "ReportError", "load_run", "summarise", "write_report"]
 Z_OBSERVABLES = ("energy", "correlation")
 #: Most distinct energy levels drawn as one bin each in the histogram panels.
 MAX_LEVEL_BINS = 200
+#: Levels less probable than this fraction of the most probable one are left off a panel's
+#: range (unless a sample fell there) when there are more than MAX_LEVEL_BINS of them.
+PANEL_TAIL = 1e-6
 
 
 @dataclass
@@ -260,19 +263,50 @@ def _level_edges(levels: np.ndarray) -> np.ndarray:
 
 
 def _histogram_bins(model: Any, T: float, energies: list[np.ndarray]) -> Any:
-    """One bin per energy level for a discrete model (from its exact spectrum, or the values
-    seen when few), else 30 equal bins."""
-    if model.is_discrete:
-        try:
-            exact = model.exact_energy_distribution(np.asarray([T]))
-        except ValueError:  # below the solver's temperature limit: bin what was seen
-            exact = None
-        if exact is not None and len(exact.levels) <= MAX_LEVEL_BINS:
-            return _level_edges(np.asarray(exact.levels) / model.n_sites)
+    """The bins of a histogram panel (see :func:`_histogram_panel`)."""
+    return _histogram_panel(model, T, energies)[0]
+
+
+def _histogram_panel(
+    model: Any, T: float, energies: list[np.ndarray]
+) -> tuple[Any, np.ndarray | None]:
+    """Bins of an energy-histogram panel (E/N) and the exact density over them, or None.
+
+    A discrete model with an exact distribution gets one bin per level when it has at most
+    :data:`MAX_LEVEL_BINS` levels; with more (a 16x16 torus has 255, 64x64 4095), the levels
+    that carry the distribution (probability above :data:`PANEL_TAIL` of the largest) and every
+    energy seen are grouped a whole number of levels per bin, at most MAX_LEVEL_BINS bins. The
+    exact density is each bin's probability over its width, as ``hist(density=True)`` draws the
+    samples. Without an exact distribution: one bin per level seen when few, else 30 equal bins.
+    """
+    if not model.is_discrete:
+        return 30, None
+    try:
+        exact = model.exact_energy_distribution(np.asarray([T]))
+    except ValueError:  # below the solver's temperature limit: bin what was seen
+        exact = None
+    if exact is None:
         seen = np.unique(np.round(np.concatenate(energies), 6)) if energies else np.zeros(0)
         if 0 < len(seen) <= MAX_LEVEL_BINS:
-            return _level_edges(seen)
-    return 30
+            return _level_edges(seen), None
+        return 30, None
+    levels = np.asarray(exact.levels, np.float64) / model.n_sites
+    p = np.asarray(exact.probabilities, np.float64)[0]
+    edges = _level_edges(levels)
+    if len(levels) > MAX_LEVEL_BINS:
+        shown = levels[p >= PANEL_TAIL * p.max()]
+        seen = np.concatenate(energies) if energies else shown
+        lo, hi = min(shown.min(), seen.min()), max(shown.max(), seen.max())
+        first, last = np.clip(
+            np.searchsorted(edges, [lo, hi], side="right") - 1, 0, len(levels) - 1
+        )
+        group = math.ceil((last - first + 1) / MAX_LEVEL_BINS)
+        grouped = edges[first : last + 2 : group]
+        if grouped[-1] != edges[last + 1]:  # the last bin has fewer levels
+            grouped = np.append(grouped, edges[last + 1])
+        edges = grouped
+    mass, _ = np.histogram(levels, bins=edges, weights=p)
+    return edges, mass / np.diff(edges)
 
 
 def _legend(axis: Any, size: int) -> None:
@@ -366,7 +400,7 @@ class _Figures:
                 for m, s in loaded.items()
                 if s is not None
             }
-            bins = _histogram_bins(model, T_used, list(energies.values()))
+            bins, exact_density = _histogram_panel(model, T_used, list(energies.values()))
             for m_index, method in enumerate(methods):
                 if method in energies:
                     axis.hist(
@@ -377,6 +411,8 @@ class _Figures:
                         color=f"C{m_index}",
                         label=method,
                     )
+            if exact_density is not None:
+                axis.stairs(exact_density, bins, color="k", linewidth=1.0, label="exact")
             axis.set(xlabel="E / N", ylabel="density", title=f"energy histogram, T = {T_used:.3g}")
             _legend(axis, 7)
         figure.tight_layout()

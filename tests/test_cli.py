@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from spinbench import __version__
 from spinbench.cli import main
-from spinbench.exact import ising2d_infinite
+from spinbench.exact import ising2d_infinite, ising2d_torus
 
 
 @pytest.fixture
@@ -127,3 +128,47 @@ def test_bad_input_is_a_clear_error(runner: CliRunner, arguments: list[str], mes
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_exact_energy_distribution_of_a_torus_beyond_enumeration(runner: CliRunner) -> None:
+    """16x16 (2^256 states): the exact distribution from the density of states; its mean is
+    Kaufman's energy."""
+    arguments = ["exact", "ising2d", "--size", "16", "--temps", "2.269,3", "--format", "json"]
+    result = runner.invoke(main, [*arguments, "--energy-distribution"])
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.output)
+    assert set(records[0]) == {
+        "model",
+        "size",
+        "boundary",
+        "options",
+        "T",
+        "energy",
+        "energy_per_site",
+        "probability",
+    }
+    kaufman = ising2d_torus(16, 16, [2.269, 3.0])
+    for index, T in enumerate((2.269, 3.0)):
+        rows = [r for r in records if r["T"] == T]
+        p = np.array([r["probability"] for r in rows])
+        e = np.array([r["energy_per_site"] for r in rows])
+        assert p.sum() == pytest.approx(1.0, abs=1e-12)
+        assert p @ e == pytest.approx(kaufman.energy[index], rel=1e-10)
+        assert {r["energy"] for r in rows} <= {-512.0 + 4 * k for k in range(257)}
+
+
+def test_exact_energy_distribution_table_and_its_errors(runner: CliRunner) -> None:
+    table = runner.invoke(
+        main, ["exact", "ising1d", "--size", "4", "--temps", "1", "--energy-distribution"]
+    )
+    assert table.exit_code == 0, table.output
+    assert table.output.split("\n")[0].split()[-3:] == ["energy", "energy_per_site", "probability"]
+    assert len(table.output.strip().split("\n")) == 2 + 4  # ising1d 4 free: levels -3, -1, 1, 3
+    for size, option, message in (
+        ("65", "h=0", "no exact energy distribution is known for ising2d of size 65x65"),
+        ("16", "h=0.1", "no exact energy distribution is known for ising2d of size 16x16 (h=0.1)"),
+    ):
+        arguments = ["exact", "ising2d", "--size", size, "--temps", "2", "--energy-distribution"]
+        result = runner.invoke(main, [*arguments, "--model-option", option])
+        assert result.exit_code != 0
+        assert message in result.output

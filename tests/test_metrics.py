@@ -7,6 +7,12 @@ import numpy as np
 import pytest
 
 from spinbench import Samples
+from spinbench._distances import (
+    empirical_vs_exact_floor,
+    kl_divergence,
+    level_histogram,
+    total_variation,
+)
 from spinbench._metrics import compare_energy_histograms, noise_floor_exact, state_kl
 from spinbench.exact import boltzmann_log_probabilities, enumerate_states
 from spinbench.models import XY1D, Ising1D, Ising2D
@@ -82,3 +88,32 @@ def test_state_kl_only_for_small_discrete_models() -> None:
         state_kl(big, samples_of(big, np.ones(1), np.ones((1, 1, 4, 6, 6), np.int8)), np.ones(1))
         is None
     )
+
+
+def test_many_exact_levels_exact_draws_sit_at_the_floor() -> None:
+    """A 32x32 torus has 1023 levels (exact, Beale): energies drawn from the exact distribution
+    are at the noise floor (|z| < 4 against the floor's spread), a slightly wrong temperature is
+    far above it, and the levels of negligible probability change neither distance."""
+    model, n = Ising2D.from_size(32), 10_000
+    temps = np.array([2.0, 2.269, 3.0])
+    exact = model.exact_energy_distribution(temps)
+    assert exact is not None and exact.levels.size == 1023
+    rng = np.random.default_rng(5)
+    drawn = np.stack([rng.choice(exact.levels, size=n, p=p) for p in exact.probabilities])
+    right = compare_energy_histograms(drawn, exact=exact, reference=None, n_sites=model.n_sites)
+    floor = empirical_vs_exact_floor(exact.probabilities, n, key_or_seed=0)
+    z = (right["energy_tv"] - floor.tv) / floor.tv_std
+    assert np.all(np.abs(z) < 4), z
+    np.testing.assert_allclose(right["energy_tv_floor"], floor.tv, rtol=0.05)
+    p = level_histogram(drawn, exact.levels)
+    np.testing.assert_allclose(
+        right["energy_tv"], total_variation(p, exact.probabilities), rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        right["energy_kl"], kl_divergence(p, exact.probabilities), rtol=1e-12
+    )
+    hotter = model.exact_energy_distribution(temps * 1.03)
+    assert hotter is not None
+    off = np.stack([rng.choice(hotter.levels, size=n, p=p) for p in hotter.probabilities])
+    wrong = compare_energy_histograms(off, exact=exact, reference=None, n_sites=model.n_sites)
+    assert np.all(wrong["energy_tv"] > wrong["energy_tv_floor"] + 4 * floor.tv_std)

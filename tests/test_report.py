@@ -11,7 +11,14 @@ import pytest
 # Unit tests of the internal pieces of a report: the relative error, number formats, histogram
 # bins, the summary text and the table built from cell rows.
 from spinbench._analysis import REL_ERROR_MIN_EXACT, relative_error
-from spinbench._report import _format, _histogram_bins, summarise, summary_text
+from spinbench._report import (
+    MAX_LEVEL_BINS,
+    _format,
+    _histogram_bins,
+    _histogram_panel,
+    summarise,
+    summary_text,
+)
 from spinbench._run_folder import rows_to_table
 from spinbench.models import XY1D, Ising1D, Ising2D
 from spinbench.runner import COLUMNS
@@ -107,3 +114,23 @@ def test_exact_values_where_a_solver_refuses_some_temperatures() -> None:
     np.testing.assert_allclose(exact.energy[1:], model.exact(np.asarray([2.0, 3.0])).energy)
     assert "0.001" in exact.notes["refused"]
     assert exact_where_known(model, np.asarray([0.001])) is None
+
+
+@pytest.mark.parametrize(("size", "T"), [("4", 2.0), ("16", 2.269), ("32", 2.269), ("32", 1.5)])
+def test_histogram_panels_draw_the_exact_distribution_over_their_bins(size: str, T: float) -> None:
+    """Tori too large to enumerate (exact, Beale) keep whole levels per bin, at most
+    MAX_LEVEL_BINS bins, covering the distribution and every energy seen; the exact density
+    over the bins carries all the probability."""
+    model = Ising2D.from_size(size)
+    exact = model.exact_energy_distribution(np.asarray([T]))
+    assert exact is not None
+    levels = exact.levels / model.n_sites
+    seen = [np.array([levels[-3]])]  # a sample far in the tail
+    edges, density = _histogram_panel(model, T, seen)
+    assert density is not None and len(density) == len(edges) - 1 <= MAX_LEVEL_BINS
+    assert np.sum(density * np.diff(edges)) == pytest.approx(1.0, abs=1e-5)
+    counts, _ = np.histogram(levels, bins=edges)
+    assert (counts >= 1).all()  # every bin holds whole levels
+    assert edges[0] < seen[0][0] < edges[-1]
+    in_range = np.count_nonzero((levels > edges[0]) & (levels < edges[-1]))
+    assert counts.max() == math.ceil(in_range / MAX_LEVEL_BINS)  # 1 when the levels are few

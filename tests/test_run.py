@@ -294,3 +294,25 @@ def test_killed_at_random_points_and_damaged_between_ends_with_the_same_table(
         comparable(pd.read_csv(killed / "results.csv")),
         comparable(pd.read_csv(whole / "results.csv")),
     )
+
+
+@pytest.mark.slow
+def test_histogram_distances_beyond_enumeration_are_against_the_exact_distribution(
+    tmp_path: Path,
+) -> None:
+    """A 6x6 torus (2^36 states) has its exact energy distribution (Beale): the distance rows
+    name the exact reference, and Figure 2's histogram panel is drawn."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        TINY.split("[[models]]")[0]
+        + '[[models]]\nname = "ising2d"\nsize = "6"\ntemps = [3.5]\nhistogram_temps = [3.5]\n'
+        + '\n[[methods]]\nname = "metropolis"\n'
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "--config", str(grid), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "results.csv")
+    distances = table[table["observable"].isin(["energy_tv", "energy_kl"])]
+    assert len(distances) == 2 and set(distances["reference"]) == {"exact"}
+    assert (distances["estimate"] >= 0).all() and (distances["noise_floor"] > 0).all()
+    assert (out / "figures" / "figure2-ising2d-6.png").is_file()

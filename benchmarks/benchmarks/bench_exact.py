@@ -1,4 +1,5 @@
-"""Exact solutions: closed forms (1D Ising, 1D XY), Kaufman's finite torus, enumeration."""
+"""Exact solutions: closed forms (1D Ising, 1D XY), Kaufman's finite torus, the torus's density
+of states (Beale), enumeration."""
 
 from __future__ import annotations
 
@@ -31,6 +32,33 @@ class IsingTorus:
 
     def peakmem_torus(self, side: int) -> None:
         self.solve(side, side, self.temps)
+
+
+class DensityOfStates:
+    """Beale: the exact density of states of an L x L torus, cold (the in-process cache
+    cleared before each call), and the energy distribution at 20 temperatures from it."""
+
+    params = ([16, 32, 64],)
+    param_names: ClassVar[list[str]] = ["side"]
+    timeout = 300
+
+    def setup(self, side: int) -> None:
+        from spinbench.exact import _dos, ising2d_energy_distribution
+
+        self.dos = _dos
+        self.distribution = ising2d_energy_distribution
+        self.temps = _temps()
+
+    def time_density_of_states(self, side: int) -> None:
+        self.dos._density_of_states.cache_clear()
+        self.dos.ising2d_density_of_states(side, side)
+
+    def peakmem_density_of_states(self, side: int) -> None:
+        self.dos._density_of_states.cache_clear()
+        self.dos.ising2d_density_of_states(side, side)
+
+    def time_energy_distribution_cached(self, side: int) -> None:
+        self.distribution(side, side, self.temps)
 
 
 class ClosedForms:

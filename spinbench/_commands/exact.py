@@ -10,6 +10,26 @@ import numpy as np
 from .common import build_model, emit, format_option, model_options
 
 COLUMNS = ("model", "size", "boundary", "options", "T", "observable", "r", "exact", "source")
+#: Columns of ``--energy-distribution``: one row per temperature and energy level.
+DISTRIBUTION_COLUMNS = (
+    "model",
+    "size",
+    "boundary",
+    "options",
+    "T",
+    "energy",
+    "energy_per_site",
+    "probability",
+)
+
+
+def _base(model: Any) -> dict[str, Any]:
+    return {
+        "model": model.name,
+        "size": model.size,
+        "boundary": model.boundary,
+        "options": model.options_label(),
+    }
 
 
 def exact_records(model: Any, temps: np.ndarray) -> list[dict[str, Any]]:
@@ -19,12 +39,7 @@ def exact_records(model: Any, temps: np.ndarray) -> list[dict[str, Any]]:
     if result is None:
         return []
     records: list[dict[str, Any]] = []
-    base = {
-        "model": model.name,
-        "size": model.size,
-        "boundary": model.boundary,
-        "options": model.options_label(),
-    }
+    base = _base(model)
     for i, T in enumerate(result.temps):
         scalars = ("energy", "heat_capacity", "abs_magnetization", *sorted(result.extra), "ln_z")
         for observable in scalars:
@@ -58,9 +73,37 @@ def exact_records(model: Any, temps: np.ndarray) -> list[dict[str, Any]]:
     return records
 
 
+def distribution_records(model: Any, temps: np.ndarray) -> list[dict[str, Any]]:
+    """One record per temperature and energy level of the model's exact energy distribution
+    (levels whose probability underflows float64 left out); none if it has no exact one."""
+    distribution = model.exact_energy_distribution(temps)
+    if distribution is None:
+        return []
+    base = _base(model)
+    levels = np.asarray(distribution.levels, np.float64)
+    return [
+        {
+            **base,
+            "T": float(T),
+            "energy": float(level),
+            "energy_per_site": float(level) / model.n_sites,
+            "probability": float(p),
+        }
+        for T, row in zip(temps, np.asarray(distribution.probabilities), strict=True)
+        for level, p in zip(levels, row, strict=True)
+        if p > 0
+    ]
+
+
 @click.command("exact")
 @click.argument("model_name", metavar="MODEL")
 @model_options
+@click.option(
+    "--energy-distribution",
+    is_flag=True,
+    help="Print the exact distribution of the total energy instead (one row per T and level; "
+    "the 2D torus up to 64x64 by its exact density of states, small lattices by enumeration).",
+)
 @format_option()
 def exact_command(
     model_name: str,
@@ -69,16 +112,21 @@ def exact_command(
     boundary: str | None,
     J: float,
     model_option: dict[str, Any],
+    energy_distribution: bool,
     output_format: str,
 ) -> None:
-    """Exact energy, heat capacity, magnetisation and correlations of MODEL."""
+    """Exact energy, heat capacity, magnetisation and correlations of MODEL, or its exact
+    energy distribution."""
     model = build_model(model_name, size, boundary, J, model_option)
+    what = "energy distribution" if energy_distribution else "solution"
+    collect = distribution_records if energy_distribution else exact_records
     try:
-        records = exact_records(model, temps)
+        records = collect(model, temps)
     except ValueError as error:
         raise click.ClickException(str(error)) from error
     if not records:
         raise click.ClickException(
-            f"no exact solution is known for {model.name} of size {model.size}"
+            f"no exact {what} is known for {model.name} of size {model.size}"
+            + (f" ({model.options_label()})" if model.options_label() else "")
         )
-    emit(records, output_format, COLUMNS)
+    emit(records, output_format, DISTRIBUTION_COLUMNS if energy_distribution else COLUMNS)

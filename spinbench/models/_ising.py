@@ -5,7 +5,8 @@ under s -> -s; a field breaks that symmetry, and the signed magnetisation joins 
 observables. Exact values: the chain has the transfer-matrix solution at any h
 (:func:`~spinbench.exact.ising1d_exact`); the torus has Kaufman's solution at h = 0, and small
 tori are enumerated at any h; larger tori in a field have no exact values (the Monte Carlo
-reference stands in).
+reference stands in). The torus's exact energy distribution at h = 0 comes from its exact
+density of states (Beale's method) up to 64x64.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from jaxtyping import Array, Float
 
 from .._errors import FrustratedTorusError
 from .._plain import plain
+from ..exact._dos import ISING2D_DOS_MAX_SITES, ising2d_energy_distribution
 from ..exact._enumerate import can_enumerate, enumerate_exact
 from ..exact._ising1d import ising1d_energy_distribution, ising1d_exact
 from ..exact._ising2d import ising2d_infinite, ising2d_torus
@@ -172,6 +174,16 @@ class Ising2D(_Ising):
                 distances=counted.distances,
             )
         return result
+
+    def exact_energy_distribution(self, temps: np.ndarray) -> EnergyDistribution | None:
+        """Exact energy distribution: from the exact density of states (Beale) on every torus
+        up to 64x64 at h = 0 that is not frustrated; otherwise enumeration where small, else
+        None."""
+        lx, ly = self.shape
+        frustrated = self.J < 0 and (lx % 2 or ly % 2)
+        if self.h == 0 and not frustrated and self.n_sites <= ISING2D_DOS_MAX_SITES:
+            return ising2d_energy_distribution(lx, ly, temps, J=self.J)
+        return super().exact_energy_distribution(temps)
 
     def exact_infinite(self, temps: np.ndarray) -> ExactResult:
         """Onsager's infinite-lattice values (context for plots; not the finite reference)."""
