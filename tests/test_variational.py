@@ -20,7 +20,7 @@ from spinbench.corrections import free_energy_exact
 from spinbench.generators import VAE, AbstractAutoregressiveGenerator, DenseVAE
 from spinbench.generators._autoregressive import anneal_rate
 from spinbench.models import AbstractModel, Ising1D, Ising2D
-from spinbench.runner import Runner, load_grid
+from spinbench.runner import Runner, load_grid, make_plan
 from spinbench.testing import boltzmann_samples, enumerate_boltzmann, generator_conformance
 
 Z_MAX = 4.0
@@ -279,3 +279,23 @@ corrections = ["reweight", "mcmc"]
     bound = table[(table["method"] == "van") & (table["observable"] == "free_energy")]
     assert len(bound) == 2 and np.all(bound["estimate"] > bound["exact"] - Z_MAX * bound["stderr"])
     assert np.all(bound["rel_error"].abs() < 1e-2)
+
+
+@pytest.mark.parametrize(("preset", "sizes"), [("critical", {16}), ("critical-large", {32, 64})])
+def test_the_critical_presets_are_valid_plans(preset: str, sizes: set[int]) -> None:
+    """Both presets plan VAN trained without data (with its corrections), Wolff, Metropolis
+    (checkerboard) and the VAE around T_c; the CPU one stays at 16x16."""
+    from spinbench.runner import load_preset
+
+    spec = load_preset(preset)
+    plan = make_plan(spec)
+    assert {plan.model(cell).shape[0] for cell in plan.cells if cell.method} == sizes
+    methods = {m.name: m for m in spec.methods}
+    assert set(methods) == {"metropolis", "wolff", "van", "vae"}
+    assert methods["van"].options["training"] == "variational"
+    assert set(methods["van"].corrections) == {"reweight", "mcmc"}
+    assert methods["vae"].corrections == ("mcmc",)
+    assert methods["metropolis"].options["update"] == "checkerboard"
+    for model in spec.models:
+        assert min(model.temps) == 2.0 and max(model.temps) == 2.6
+        assert any(abs(T - 2.269185314) < 1e-9 for T in model.temps)
