@@ -111,3 +111,8 @@ def _exact_log_q(generator: MADE, model: Ising1D, params: object, states: jax.Ar
     if generator.symmetrize:
         log_q = jnp.logaddexp(log_q, generator.log_prob_stacked(model, params, -states)) - np.log(2)
     return log_q
+
+
+def test_data_free_training_is_refused_with_the_alternative() -> None:
+    with pytest.raises(spinbench.OptionError, match="for data-free variational training use van"):
+        MADE.from_options(training="variational")

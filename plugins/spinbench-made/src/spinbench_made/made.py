@@ -88,6 +88,12 @@ class MADE(AbstractGenerator):
     """Masked autoregressive network (one hidden layer), exact likelihood, two-valued spins."""
 
     name: ClassVar[str] = "made"
+    #: Said when a grid asks for data-free training (spinbench's OptionError).
+    unavailable_options: ClassVar[dict[str, str]] = {
+        "training": "made trains on data only (maximum likelihood, its own loop); for "
+        "data-free variational training use van, built on spinbench's "
+        "AbstractAutoregressiveGenerator"
+    }
 
     epochs: int = eqx.field(static=True, default=100)
     batch_size: int = eqx.field(static=True, default=500)
