@@ -262,8 +262,8 @@ def html_comparison(comparison: Comparison) -> str:
             "S · sqrt(stderr_A² + stderr_B²), where the scale S, the smaller over the two runs "
             "of max(1, sqrt(mean z²)) of the method's rows, covers scatter beyond the error "
             "bars (a generator's training). worse / better: B moved away from / towards the "
-            f"exact value by at least {THRESHOLD:g} combined errors and the run further from it has "
-            f"|z| / S ≥ {THRESHOLD:g}; without an exact value, a distance (TV, KL) that "
+            f"exact value by at least {THRESHOLD:g} combined errors and the run further from "
+            f"it has |z| / S ≥ {THRESHOLD:g}; without an exact value, a distance (TV, KL) that "
             "grew / shrank so much. changed: moved with nothing to judge by. Timings are "
             "shown as a ratio (B / A), never judged."
         ),
