@@ -39,7 +39,7 @@ every = 5
 name = "ising1d"
 size = "6"
 boundary = "free"
-temps = "0.5:3.5:3"
+temps = "1.0:3.0:3"
 methods = ["metropolis", "vae"]
 histogram_temps = [2.0]
 
@@ -48,7 +48,7 @@ name = "metropolis"
 
 [[methods]]
 name = "vae"
-epochs = 3
+epochs = 20
 """
 
 
