@@ -78,6 +78,8 @@ _LAZY = {
     ".temperatures": ("check_temperatures", "parse_temps"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
+#: Public subpackages, reachable as attributes after ``import spinbench`` as before.
+_SUBPACKAGES = ("exact", "generators", "models", "runner", "samplers", "stats", "testing")
 
 
 def __getattr__(name: str) -> Any:
@@ -85,13 +87,16 @@ def __getattr__(name: str) -> Any:
 
     if name in _WHERE:
         value = getattr(importlib.import_module(_WHERE[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
+    return sorted({*globals(), *_WHERE, *_SUBPACKAGES})
 
 
 __all__ = [

@@ -358,7 +358,14 @@ class _Figures:
             for j in range(min(3, len(exact.distances))):
                 correlation_axis.plot(dense, exact.correlation[:, j], "g-", lw=1)
         energy_axis.set(xlabel="T", ylabel="E / N", title=f"{model.name} {model.size}: energy")
-        correlation_axis.set(xlabel="T", ylabel="<s_i s_i+r>", title="correlation, r = 1, 2, 3")
+        pair = (
+            r"$\langle s_i s_{i+r} \rangle$"
+            if model.is_discrete
+            else (r"$\langle \cos(\theta_i - \theta_{i+r}) \rangle$")
+        )
+        correlation_axis.set(
+            xlabel="T", ylabel=pair, title="correlation at distance r = 1, 2, 3 (lines: exact)"
+        )
         _legend(energy_axis, 7)
         _legend(correlation_axis, 6)
         loaded = {m: self.samples(spec, m, name) for m in methods}
@@ -381,7 +388,11 @@ class _Figures:
                         color=f"C{m_index}",
                         label=method,
                     )
-            axis.set(xlabel="E / N", ylabel="density", title=f"energy histogram, T = {T_used:.3g}")
+            axis.set(
+                xlabel="E / N",
+                ylabel="probability density",
+                title=f"energy histogram, T = {T_used:.3g}",
+            )
             _legend(axis, 7)
         figure.tight_layout()
         path = self.folder / name
