@@ -1,7 +1,8 @@
 """Screenshot of a run's report.html in headless Chromium (the picture in docs/figures/).
 
     spinbench run --preset paper --out /tmp/paper
-    python docs/screenshot_report.py /tmp/paper/report.html docs/figures/report-paper.png --height 2600
+    python docs/screenshot_report.py /tmp/paper/report.html \
+        docs/figures/report-paper.png --height 2600
 
 Needs selenium (``pip install -e '.[test]'``) and Chromium with its driver (Debian:
 ``apt-get install chromium chromium-driver``). The page is drawn 1280 pixels wide, a laptop's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,10 @@ def test_html_report_escapes_text_and_marks_failures(tmp_path: Path) -> None:
     assert "@media print" in page
 
 
-def _browser() -> Any:
+@pytest.fixture
+def browser() -> Iterator[Any]:
     """Headless Chromium through selenium and Debian's chromedriver; a skip naming what is
-    missing where either is not installed."""
+    missing where either is not installed (before any run is made for the test)."""
     webdriver = pytest.importorskip(
         "selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')"
     )
@@ -160,7 +162,11 @@ def _browser() -> Any:
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=webdriver.ChromeService(driver), options=options)
+    chrome = webdriver.Chrome(service=webdriver.ChromeService(driver), options=options)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
 
 
 def _column(browser: Any, index: int) -> list[float]:
@@ -173,33 +179,29 @@ def _column(browser: Any, index: int) -> list[float]:
 
 
 @pytest.mark.slow
-def test_report_in_a_real_browser(small_runs: tuple[Path, Path]) -> None:
+def test_report_in_a_real_browser(browser: Any, small_runs: tuple[Path, Path]) -> None:
     """report.html loads without console errors, its table sorts on a click, every figure
     is drawn with a size."""
     page = small_runs[0] / "report.html"
-    browser = _browser()
-    try:
-        browser.get(page.as_uri())
-        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-        assert errors == []
-        headers = browser.find_elements("css selector", "#summary-table thead th")
-        names = [h.text.split("\n")[0].strip() for h in headers]
-        column = names.index("worst abs(z)")
-        headers[column].click()
-        ascending = _column(browser, column)
-        assert len(ascending) >= 2 and ascending == sorted(ascending)
-        assert headers[column].get_attribute("aria-sort") == "ascending"
-        headers[column].click()
-        assert _column(browser, column) == sorted(ascending, reverse=True)
-        images = browser.find_elements("css selector", "figure img")
-        assert len(images) >= 1
-        for image in images:
-            size = browser.execute_script(
-                "const r = arguments[0].getBoundingClientRect();"
-                "return [arguments[0].naturalWidth, r.width, r.height];",
-                image,
-            )
-            assert min(size) > 0, (image.get_attribute("alt"), size)
-        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
-    finally:
-        browser.quit()
+    browser.get(page.as_uri())
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    headers = browser.find_elements("css selector", "#summary-table thead th")
+    names = [h.text.split("\n")[0].strip() for h in headers]
+    column = names.index("worst abs(z)")
+    headers[column].click()
+    ascending = _column(browser, column)
+    assert len(ascending) >= 2 and ascending == sorted(ascending)
+    assert headers[column].get_attribute("aria-sort") == "ascending"
+    headers[column].click()
+    assert _column(browser, column) == sorted(ascending, reverse=True)
+    images = browser.find_elements("css selector", "figure img")
+    assert len(images) >= 1
+    for image in images:
+        size = browser.execute_script(
+            "const r = arguments[0].getBoundingClientRect();"
+            "return [arguments[0].naturalWidth, r.width, r.height];",
+            image,
+        )
+        assert min(size) > 0, (image.get_attribute("alt"), size)
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
