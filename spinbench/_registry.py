@@ -28,9 +28,6 @@ import pluggy
 
 from . import _hookspecs as hookspecs
 from ._errors import RegistryError
-from .generators._base import AbstractGenerator
-from .models._base import AbstractModel
-from .samplers._base import AbstractSampler
 
 Kind = Literal["models", "samplers", "generators"]
 KINDS: tuple[Kind, ...] = ("models", "samplers", "generators")
@@ -134,6 +131,12 @@ class Registry:
 
 
 def _base_for(kind: Kind) -> type:
+    # Imported here, not above: the bases import JAX, which `spinbench list` should not pay
+    # for when it reads its listing from the cache (spinbench._listing).
+    from .generators._base import AbstractGenerator
+    from .models._base import AbstractModel
+    from .samplers._base import AbstractSampler
+
     return {"models": AbstractModel, "samplers": AbstractSampler}.get(kind, AbstractGenerator)
 
 

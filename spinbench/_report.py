@@ -1,15 +1,17 @@
-"""The report of a run: a markdown summary and the figures, rebuilt from the run folder.
+"""The report of a run: a markdown summary, the figures and one self-contained HTML page,
+rebuilt from the run folder.
 
 ``spinbench report DIR`` calls :func:`write_report`, as does every run. It reads the grid
 (``grid.toml``) and the cell records whose digests match it (:mod:`spinbench._run_folder`),
-renders the summary and every figure first, and only then replaces ``summary.md`` and
-``figures/``, so a report that cannot finish leaves the previous one in place. A partial run
-is reported as such (how many cells are missing); a figure that cannot be drawn is named with
-the reason, never silently left out.
+renders the summary and every figure first, and only then replaces ``summary.md``,
+``report.html`` and ``figures/``, so a report that cannot finish leaves the previous one in
+place. A partial run is reported as such (how many cells are missing); a figure that cannot
+be drawn is named with the reason, never silently left out.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _html
 from ._analysis import exact_where_known, measure
 from ._atomic import atomic_directory, write_text_atomic
 from ._errors import ReportError
@@ -43,6 +46,7 @@ class Report:
     """What :func:`write_report` wrote and what it could not."""
 
     summary: Path
+    html: Path | None = None
     figures: list[Path] = field(default_factory=list)
     missing_cells: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -388,7 +392,14 @@ class _Figures:
             for j in range(min(3, len(exact.distances))):
                 correlation_axis.plot(dense, exact.correlation[:, j], "g-", lw=1)
         energy_axis.set(xlabel="T", ylabel="E / N", title=f"{model.name} {model.size}: energy")
-        correlation_axis.set(xlabel="T", ylabel="<s_i s_i+r>", title="correlation, r = 1, 2, 3")
+        pair = (
+            r"$\langle s_i s_{i+r} \rangle$"
+            if model.is_discrete
+            else (r"$\langle \cos(\theta_i - \theta_{i+r}) \rangle$")
+        )
+        correlation_axis.set(
+            xlabel="T", ylabel=pair, title="correlation at distance r = 1, 2, 3 (lines: exact)"
+        )
         _legend(energy_axis, 7)
         _legend(correlation_axis, 6)
         loaded = {m: self.samples(spec, m, name) for m in methods}
@@ -413,7 +424,11 @@ class _Figures:
                     )
             if exact_density is not None:
                 axis.stairs(exact_density, bins, color="k", linewidth=1.0, label="exact")
-            axis.set(xlabel="E / N", ylabel="density", title=f"energy histogram, T = {T_used:.3g}")
+            axis.set(
+                xlabel="E / N",
+                ylabel="probability density",
+                title=f"energy histogram, T = {T_used:.3g}",
+            )
             _legend(axis, 7)
         figure.tight_layout()
         path = self.folder / name
@@ -564,10 +579,183 @@ def _draw(out: Path, folder: Path, grid: GridSpec, plan: Plan, table: pd.DataFra
     return figures
 
 
+# ---------------------------------------------------------------------------- report.html
+#: Provenance fields shown at the top of the HTML page's provenance section (all are in the
+#: folded JSON below them).
+PROVENANCE_FACTS = (
+    ("spinbench", "spinbench"),
+    ("created (UTC)", "created"),
+    ("grid", "grid"),
+    ("seed", "seed"),
+    ("device", "device"),
+    ("platform", "platform"),
+    ("executor", "executor"),
+    ("jax", "jax"),
+    ("equinox", "equinox"),
+    ("numpy", "numpy"),
+    ("python", "python"),
+    ("machine", "machine"),
+    ("wall time of this invocation (s)", "wall_time_this_invocation"),
+)
+
+
+def _summary_class(row: Any) -> str:
+    if row.get("failures"):
+        return "failed"
+    return "flagged" if row.get("flagged rows") else ""
+
+
+def _provenance_facts(record: dict[str, Any]) -> list[tuple[str, Any]]:
+    pairs = []
+    for label, key in PROVENANCE_FACTS:
+        value = record.get(key)
+        if value is None:
+            value = (record.get("settings") or {}).get(key)
+        if value is not None and value != "":
+            pairs.append((label, value))
+    return pairs
+
+
+def html_report(
+    table: pd.DataFrame,
+    figures: dict[str, list[tuple[Path, str]]],
+    *,
+    missing: list[str],
+    total: int,
+    problems: list[str],
+    provenance: dict[str, Any] | None,
+    title: str = "spinbench results",
+) -> str:
+    """The whole report.html: the sortable summary, failures and flagged rows with their
+    reasons, the efficiency ranking, one section per model with its figures (``figures``:
+    model label to ``(png, caption)`` pairs), and the provenance."""
+    blocks: list[str] = []
+    nav = [("summary", "Summary")]
+    if missing:
+        blocks.append(
+            '<p class="badge bad">'
+            + _html.escape(
+                f"Partial run: {len(missing)} of {total} cells are missing "
+                f"({', '.join(missing)}); run the grid again with the same --out to finish it."
+            )
+            + "</p>"
+        )
+    summary = _shown(summarise(table)) if len(table) else pd.DataFrame()
+    blocks += [
+        '<h2 id="summary">Summary</h2>',
+        _html.paragraph(
+            "One line per model and method; click a column header to sort. abs(z) = "
+            "|estimate − exact| / stderr (mean over energy and correlation rows, worst over "
+            "every row): below about 3 is consistent with the exact solution, inf is a zero "
+            "error bar on a wrong value. Energy TV: total-variation distance of the energy "
+            "histogram from the exact one (or the Monte Carlo reference), beside the noise "
+            "floor of sampling alone. Red lines failed to run, yellow lines have flagged rows "
+            "(listed below)."
+        ),
+        _html.table(summary, table_id="summary-table", row_class=_summary_class)
+        if len(summary)
+        else _html.paragraph("No finished cells."),
+    ]
+    failed = table[table["status"] == "failed"].drop_duplicates(
+        ["model", "size", "boundary", "options", "method", "reason"]
+    )
+    flagged = flagged_rows(table)
+    if len(failed) or flagged:
+        nav.append(("problems", "Failures and flags"))
+        blocks.append('<h2 id="problems">Failures and flagged rows</h2>')
+    if len(failed):
+        blocks += [
+            f"<h3>Failed cells ({len(failed)})</h3>",
+            _html.items(
+                f"{row['model']} {row['size']} {row['method']}: {row['reason']}"
+                for row in failed.to_dict(orient="records")
+            ),
+        ]
+    if flagged:
+        blocks += [
+            f"<h3>Flagged rows ({len(flagged)}): results that cannot be trusted</h3>",
+            _html.items(flagged),
+        ]
+    ranked = efficiency(table) if len(table) and "ess_per_second" in table else pd.DataFrame()
+    if len(ranked):
+        nav.append(("efficiency", "Efficiency"))
+        blocks += [
+            '<h2 id="efficiency">Efficiency: ESS of the energy per second</h2>',
+            _html.paragraph(
+                "Per temperature, the methods whose energy is consistent with the exact value "
+                "(|z| < 4) and not flagged, best first, by effective samples of the energy per "
+                "second of everything the row needed (training and the reference sampling that "
+                "fed it included)."
+            ),
+            _html.table(
+                _shown(ranked.sort_values(["model", "size", "T"], kind="stable")),
+                table_id="efficiency-table",
+            ),
+        ]
+    for index, (label, drawn) in enumerate(figures.items()):
+        anchor = f"model-{index}"
+        nav.append((anchor, label))
+        blocks.append(f'<section class="model"><h2 id="{anchor}">{_html.escape(label)}</h2>')
+        blocks += [_html.figure(path, caption) for path, caption in drawn]
+        if not drawn:
+            blocks.append(_html.paragraph("No figure drawn (see below)."))
+        blocks.append("</section>")
+    if problems:
+        blocks += ["<h2>Not drawn</h2>", _html.items(problems)]
+    nav.append(("provenance", "Provenance"))
+    blocks.append('<h2 id="provenance">Provenance</h2>')
+    if provenance is None:
+        blocks.append(_html.paragraph("provenance.json is missing or unreadable."))
+    else:
+        blocks += [
+            _html.facts(_provenance_facts(provenance)),
+            _html.json_block("provenance.json (everything)", provenance),
+        ]
+    blocks.append(
+        _html.paragraph(
+            "Full table: results.csv / results.json; figures: figures/; summary.md: the same "
+            "summary as text."
+        )
+    )
+    return _html.page(title, blocks, nav=nav)
+
+
+#: Captions of the figures of a model, by the start of their file name.
+CAPTIONS = {
+    "figure2": "Figure 2: energy per site and correlations against T, with the exact solution "
+    "(lines); energy histograms at chosen temperatures.",
+    "figure3": "Figure 3: one configuration per method, at T_c and above, whose energy is its "
+    "method's mean energy.",
+    "efficiency": "Generators corrected and costed: variational free energy against the exact "
+    "one, reweighting ESS fraction and neural-MCMC acceptance, ESS per second, and the "
+    "energy's |z| before and after correction.",
+}
+
+
+def _figures_by_model(grid: GridSpec, folder: Path) -> dict[str, list[tuple[Path, str]]]:
+    by_model: dict[str, list[tuple[Path, str]]] = {}
+    for spec in grid.models:
+        drawn = []
+        for prefix, caption in CAPTIONS.items():
+            path = folder / f"{prefix}-{spec.label()}.png"
+            if path.exists():
+                drawn.append((path, caption))
+        by_model[spec.label()] = drawn
+    return by_model
+
+
+def _read_provenance(folder: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads((folder / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def write_report(
     out: str | os.PathLike[str], *, plan: Plan | None = None, table: pd.DataFrame | None = None
 ) -> Report:
-    """Rebuild summary.md and figures/ of a run folder from its cells and samples.
+    """Rebuild summary.md, report.html and figures/ of a run folder from its cells and samples.
 
     A run passes its ``plan`` and ``table`` (every cell done); otherwise both are read from
     the folder. Raises :class:`ReportError` for a folder that is not a run or whose grid is
@@ -577,15 +765,25 @@ def write_report(
     missing: list[str] = []
     if plan is None or table is None:
         plan, table, missing = load_run(folder)
+    total = len(plan.method_cells())
     with atomic_directory(folder / "figures") as staging:
         figures = _draw(folder, staging, plan.spec, plan, table)
         names = sorted(p.name for p in staging.iterdir())
-    total = len(plan.method_cells())
+        page = html_report(
+            table,
+            _figures_by_model(plan.spec, staging),
+            missing=missing,
+            total=total,
+            problems=figures.problems,
+            provenance=_read_provenance(folder),
+        )
     summary = write_text_atomic(
         folder / "summary.md", summary_text(table, missing, total, figures.problems)
     )
+    html = write_text_atomic(folder / "report.html", page)
     return Report(
         summary=summary,
+        html=html,
         figures=[folder / "figures" / name for name in names],
         missing_cells=missing,
         problems=figures.problems,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +177,74 @@ def test_exact_energy_distribution_table_and_its_errors(runner: CliRunner) -> No
         result = runner.invoke(main, [*arguments, "--model-option", option])
         assert result.exit_code != 0
         assert message in result.output
+
+
+# ---------------------------------------------------------------------------- fast start
+#: Run a command in a fresh interpreter and print the top-level modules it imported.
+_IMPORTED = """
+import sys
+from spinbench.cli import main
+try:
+    main({arguments!r}, prog_name="spinbench")
+except SystemExit:
+    pass
+print("MODULES", sorted({{m.split(".")[0] for m in sys.modules}}))
+"""
+
+
+def _imported(arguments: list[str], cache: Path) -> list[str]:
+    environment = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORTED.format(arguments=arguments)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=True,
+    )
+    line = next(x for x in result.stdout.splitlines() if x.startswith("MODULES"))
+    return list(ast.literal_eval(line.removeprefix("MODULES ")))
+
+
+@pytest.mark.parametrize(
+    "arguments", [["--help"], ["list"], ["list", "presets"], ["list", "models", "--format", "json"]]
+)
+def test_help_and_list_do_not_import_jax(arguments: list[str], tmp_path: Path) -> None:
+    """Start-up without JAX (seconds): a listing comes from the cache after the first."""
+    _imported(["list"], tmp_path)  # the first listing after an install fills the cache
+    modules = _imported(arguments, tmp_path)
+    assert "jax" not in modules and "equinox" not in modules and "matplotlib" not in modules
+
+
+def test_the_listing_cache_follows_the_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spinbench import _listing
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first, _, cached = _listing.listing()
+    assert not cached and _listing.cache_path().is_file()
+    again, _, cached = _listing.listing()
+    assert cached and again == first
+    monkeypatch.setattr(_listing, "cache_key", lambda: "another install")
+    _, _, cached = _listing.listing()
+    assert not cached  # any change of entry points, versions or sources lists afresh
+
+
+def test_group_help_lines_are_the_commands_own() -> None:
+    from spinbench.cli import COMMANDS, load_command
+
+    for name, (_, short_help) in COMMANDS.items():
+        command = load_command(name)
+        assert command.name == name
+        assert command.get_short_help_str(limit=1000) == short_help
+
+
+def test_text_columns_are_left_aligned_and_numbers_right_aligned() -> None:
+    from spinbench._commands.common import render_table
+
+    lines = render_table(
+        [{"name": "a", "T": 1.5, "z": None}, {"name": "long", "T": 10.25, "z": 2.0}],
+        ["name", "T", "z"],
+    ).splitlines()
+    assert lines[2] == "a       1.5  -"
+    assert lines[3] == "long  10.25  2"

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -134,3 +138,97 @@ def test_histogram_panels_draw_the_exact_distribution_over_their_bins(size: str,
     assert edges[0] < seen[0][0] < edges[-1]
     in_range = np.count_nonzero((levels > edges[0]) & (levels < edges[-1]))
     assert counts.max() == math.ceil(in_range / MAX_LEVEL_BINS)  # 1 when the levels are few
+
+
+# ---------------------------------------------------------------------------- report.html
+def test_html_report_escapes_text_and_marks_failures(tmp_path: Path) -> None:
+    from spinbench._report import html_report
+
+    table = rows_to_table(
+        [
+            row(observable="energy", estimate=1.0, stderr=0.1, exact=1.0, z=0.0),
+            row(method="<script>alert(1)</script>", status="failed", reason="a <b> & c"),
+            row(
+                method="flaky",
+                observable="energy",
+                status="unconverged",
+                reason="R-hat 1.2",
+                estimate=1.0,
+                stderr=0.1,
+            ),
+        ]
+    )
+    page = html_report(
+        table, {}, missing=["x-vae"], total=4, problems=["figure2: <none>"], provenance={}
+    )
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "a &lt;b&gt; &amp; c" in page
+    assert '<tr class="failed">' in page and '<tr class="flagged">' in page
+    assert "R-hat 1.2" in page and "Partial run: 1 of 4 cells are missing" in page
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+    assert "@media print" in page
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium through selenium and Debian's chromedriver; a skip naming what is
+    missing where either is not installed (before any run is made for the test)."""
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')"
+    )
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        pytest.skip(
+            "no headless Chromium here (Debian: apt-get install chromium chromium-driver; "
+            f"chromium: {chromium}, chromedriver: {driver})"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    chrome = webdriver.Chrome(service=webdriver.ChromeService(driver), options=options)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+def _column(browser: Any, index: int) -> list[float]:
+    cells = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#summary-table tbody tr'))"
+        ".map(r => r.cells[arguments[0]].getAttribute('data-value'));",
+        index,
+    )
+    return [float(c) for c in cells if c]
+
+
+@pytest.mark.slow
+def test_report_in_a_real_browser(browser: Any, small_runs: tuple[Path, Path]) -> None:
+    """report.html loads without console errors, its table sorts on a click, every figure
+    is drawn with a size."""
+    page = small_runs[0] / "report.html"
+    browser.get(page.as_uri())
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    headers = browser.find_elements("css selector", "#summary-table thead th")
+    names = [h.text.split("\n")[0].strip() for h in headers]
+    column = names.index("worst abs(z)")
+    headers[column].click()
+    ascending = _column(browser, column)
+    assert len(ascending) >= 2 and ascending == sorted(ascending)
+    assert headers[column].get_attribute("aria-sort") == "ascending"
+    headers[column].click()
+    assert _column(browser, column) == sorted(ascending, reverse=True)
+    images = browser.find_elements("css selector", "figure img")
+    assert len(images) >= 1
+    for image in images:
+        size = browser.execute_script(
+            "const r = arguments[0].getBoundingClientRect();"
+            "return [arguments[0].naturalWidth, r.width, r.height];",
+            image,
+        )
+        assert min(size) > 0, (image.get_attribute("alt"), size)
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -6,16 +6,19 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import numpy as np
 
 from .._atomic import encode_json
+from .._errors import ModelError
 from .._registry import RegistryError, get_model
-from ..models._base import AbstractModel, ModelError
 from ..temperatures import parse_temps
+
+if TYPE_CHECKING:
+    from ..models._base import AbstractModel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -196,7 +199,7 @@ def clean(value: Any) -> Any:
     return value
 
 
-def emit(records: list[dict[str, Any]], output_format: str, columns: Sequence[str]) -> None:
+def emit(records: Sequence[Mapping[Any, Any]], output_format: str, columns: Sequence[str]) -> None:
     """Print records as an aligned table, JSON (a list of flat records) or CSV."""
     rows = [{c: clean(r.get(c)) for c in columns} for r in records]
     if output_format == "json":
@@ -219,11 +222,28 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def render_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    """Rows as a plain aligned text table."""
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def render_table(rows: Sequence[Mapping[Any, Any]], columns: Sequence[str]) -> str:
+    """Rows as a plain aligned text table: numbers right-aligned, text left-aligned (a column
+    is numeric when every value in it that is there is a number)."""
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    numeric = [
+        any(row.get(c) is not None for row in rows)
+        and all(row.get(c) is None or _is_number(row.get(c)) for row in rows)
+        for c in columns
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    lines = [line([c.ljust(w) for c, w in zip(columns, widths, strict=True)])]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines += [line(r) for r in cells]
     return "\n".join(lines)

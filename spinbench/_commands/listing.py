@@ -1,4 +1,8 @@
-"""``spinbench list``: what is registered, and which plugin provides it."""
+"""``spinbench list``: what is registered, and which plugin provides it.
+
+The registered classes come from :func:`spinbench._listing.listing` (cached, so listing
+imports no JAX); presets are read from the TOML files shipped with spinbench.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ import json
 
 import click
 
+from .._listing import listing
 from .._presets import list_presets
-from .._registry import KINDS, get_registry
+from .._registry import KINDS
 from .common import format_option, render_table
 
 EXTRA_KINDS = ("presets",)
@@ -18,27 +23,20 @@ EXTRA_KINDS = ("presets",)
 @format_option(("table", "json"))
 def list_command(kind: str | None, output_format: str) -> None:
     """List registered models, samplers, generators (or grid presets)."""
-    registry = get_registry()
     kinds = [kind] if kind else list(KINDS)
     records: list[dict[str, str]] = []
-    for k in kinds:
-        if k == "presets":
-            records += [{"kind": "presets", **p} for p in list_presets()]
-            continue
-        for name in registry.names(k):  # type: ignore[arg-type]
-            entry = registry.entries[k][name]  # type: ignore[index]
-            doc = (entry.cls.__doc__ or "").strip().splitlines()
-            records.append(
-                {
-                    "kind": k,
-                    "name": name,
-                    "plugin": entry.plugin,
-                    "distribution": entry.distribution,
-                    "description": doc[0] if doc else "",
-                }
-            )
+    if "presets" in kinds:
+        records += [{"kind": "presets", **p} for p in list_presets()]
+    else:
+        registered, problems, cached = listing()
+        if cached:  # a fresh listing's problems were reported as the registry loaded
+            for problem in problems:
+                click.echo(f"warning: {problem}", err=True)
+        records += [r for r in registered if r["kind"] in kinds]
     if output_format == "json":
         click.echo(json.dumps(records, indent=2))
     else:
-        columns = ["kind", "name", "distribution", "description"]
+        columns = ["kind", "name", "description"]
+        if kind != "presets":
+            columns.insert(2, "distribution")
         click.echo(render_table(records, columns))

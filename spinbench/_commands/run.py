@@ -180,6 +180,7 @@ def run_command(
     outcome = runner.outcome
     click.echo(f"table:   {out / 'results.csv'} ({len(table)} rows)")
     click.echo(f"summary: {out / 'summary.md'}")
+    click.echo(f"report:  {out / 'report.html'}")
     click.echo(f"figures: {out / 'figures'}")
     if outcome.flagged:
         click.echo(f"{len(outcome.flagged)} flagged rows (results that cannot be trusted):")
@@ -201,7 +202,7 @@ def run_command(
 @click.command("report")
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report_command(out: Path) -> None:
-    """Rebuild summary.md and figures/ of a run folder OUT from its cells."""
+    """Rebuild summary.md, report.html and figures/ of a run folder OUT from its cells."""
     try:
         report = write_report(out)
     except ReportError as error:
@@ -215,6 +216,7 @@ def report_command(out: Path) -> None:
             err=True,
         )
     click.echo(f"summary: {report.summary}")
+    click.echo(f"report:  {report.html}")
     for figure in report.figures:
         click.echo(f"figure:  {figure}")
     for problem in report.problems:
