@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import write_json_atomic
-from ._registry import DISABLE_AUTOLOAD_ENV, KINDS, _entry_points, get_registry
+from . import _registry
+from ._registry import DISABLE_AUTOLOAD_ENV, KINDS, get_registry
 from ._version import __version__
 
 __all__ = ["CACHE_FILE", "listing"]
@@ -65,7 +66,8 @@ def _sources(module: str) -> list[str]:
 def cache_key() -> str:
     """A digest of everything the listing depends on that can be read without importing."""
     parts = [__version__, sys.executable, os.environ.get(DISABLE_AUTOLOAD_ENV, "")]
-    for ep in sorted(_entry_points(), key=lambda e: e.name):
+    # through the module, so that the key always sees the entry points the registry loads
+    for ep in sorted(_registry._entry_points(), key=lambda e: e.name):
         dist = getattr(ep, "dist", None)
         version = f"{getattr(dist, 'name', '?')}=={getattr(dist, 'version', '?')}"
         parts += [ep.name, ep.value, version, *_sources(ep.value)]

@@ -32,7 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "exact": (
         "spinbench._commands.exact:exact_command",
-        "Exact energy, heat capacity, magnetisation and correlations of MODEL.",
+        "Exact energy, heat capacity, magnetisation and correlations of MODEL, or its exact "
+        "energy distribution.",
     ),
     "list": (
         "spinbench._commands.listing:list_command",
