@@ -22,6 +22,7 @@ import pytest
 import scipy.stats
 from click.testing import CliRunner
 
+from spinbench import _c_reference, _throughput
 from spinbench.cli import main
 from spinbench.exact import boltzmann_log_probabilities, enumerate_states, state_index
 from spinbench.models import XY1D, Ising1D, Ising2D
@@ -607,25 +608,50 @@ def test_chi2_detects_a_wrong_temperature() -> None:
     assert scipy.stats.combine_pvalues(np.maximum(pvalues, 1e-300), method="fisher").pvalue < 1e-6
 
 
-def test_acceptance_rate_is_exact_at_equilibrium() -> None:
-    """The counted acceptance equals the exact Boltzmann mean of min(1, exp(-ΔE/T)) over
-    sites (each colour's update keeps the distribution), within |z| < 4."""
-    model, temps = Ising2D.from_size(4), np.array([1.5, Ising2D.critical_temperature, 4.0])
+def exact_acceptance(model: Ising2D, temps: np.ndarray) -> np.ndarray:
+    """The Boltzmann mean over states and sites of min(1, exp(-ΔE/T)), per temperature."""
     configurations = jnp.asarray(enumerate_states(model))
     delta = np.asarray(model.delta_energy(configurations, -configurations), np.float64)
     delta = delta.reshape(len(delta), -1)
     probabilities = np.exp(np.asarray(boltzmann_log_probabilities(model, temps), np.float64))
-    expected = np.array(
+    return np.array(
         [
             np.sum(p * np.mean(np.minimum(1.0, np.exp(-delta / T)), axis=1))
             for p, T in zip(probabilities, temps, strict=True)
         ]
     )
+
+
+def test_acceptance_rate_is_exact_at_equilibrium() -> None:
+    """The counted acceptance equals the exact Boltzmann mean of min(1, exp(-ΔE/T)) over
+    sites (each colour's update keeps the distribution), within |z| < 4."""
+    model, temps = Ising2D.from_size(4), np.array([1.5, Ising2D.critical_temperature, 4.0])
+    expected = exact_acceptance(model, temps)
     _, acceptance = independent_draws(model, temps, 8000, seed=2)
     measured = acceptance.mean(axis=1)
     stderr = acceptance.std(axis=1, ddof=1) / np.sqrt(acceptance.shape[1])
     z = np.abs(measured - expected) / stderr
     assert np.all(z < 4), (measured, expected, z)
+
+
+@pytest.mark.parametrize("rule", _c_reference.RULES)
+def test_c_reference_accepts_at_the_exact_rate(rule: str) -> None:
+    """The C reference of ``spinbench bench`` runs the same Markov chain: its acceptance at
+    equilibrium on 4,000 4x4 tori at T_c is the exact one (|z| < 4 over 20 calls of 5
+    sweeps). Skipped where no C compiler is found."""
+    binary, why = _c_reference.build()
+    if binary is None:
+        pytest.skip(why)
+    model, T = Ising2D.from_size(4), Ising2D.critical_temperature
+    expected = float(exact_acceptance(model, np.array([T]))[0])
+    program = _c_reference.CReference(binary, 4, 4000, 1.0 / T, rule, seed=3)
+    try:
+        program.run(200)
+        rates = [program.run(5)[1] / (5 * 16 * 4000) for _ in range(20)]
+    finally:
+        program.close()
+    z = (np.mean(rates) - expected) / (np.std(rates, ddof=1) / np.sqrt(len(rates)))
+    assert abs(z) < 4, (np.mean(rates), expected, z)
 
 
 # --------------------------------------------------------------------------- spinbench bench
@@ -634,15 +660,33 @@ def test_acceptance_rate_is_exact_at_equilibrium() -> None:
 def test_bench_command_reports_every_kernel_against_the_reference() -> None:
     result = CliRunner().invoke(main, ["bench", "--quick", "--repeats", "1", "--format", "json"])
     assert result.exit_code == 0, result.output
-    records = json.loads(result.output)
+    records = json.loads(result.stdout)
     names = {r["implementation"] for r in records}
-    assert names == {
+    expected = {
         "plain NumPy checkerboard",
         "spinbench checkerboard",
         "spinbench checkerboard (generic)",
         "spinbench random-site",
     }
+    if _c_reference.build()[0] is not None:
+        expected |= set(_throughput.C_NAMES.values())
+        assert "C reference: built with" in result.stderr
+    else:
+        assert "C reference skipped" in result.stderr
+    assert names == expected
     for record in records:
         assert record["flips_per_ns"] > 0 and record["device"]
         if record["implementation"] == "plain NumPy checkerboard":
             assert record["ratio"] == 1
+        if record["implementation"] == "C multi-spin (bit-sliced)":
+            assert record["vs_c"] == 1
+
+
+def test_bench_without_a_compiler_skips_the_c_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_c_reference, "compiler", lambda: None)
+    result = CliRunner().invoke(
+        main, ["bench", "--quick", "--repeats", "1", "--no-generic", "--no-random-site"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "C reference skipped: no C compiler found" in result.stderr
+    assert "C multi-spin" not in result.stdout and "spinbench checkerboard" in result.stdout

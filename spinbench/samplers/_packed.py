@@ -39,9 +39,10 @@ more cheaply (``docs/performance.md`` has the measurements):
   20 is their recommended margin), keyed by the chain's key and applied to counters
   ``(5 e + i, c)`` for call ``i`` of word ``e`` in colour ``c``, and ``(0, 2)`` for the
   chain's key of the next sweep. Called this way it costs a few integer operations per word
-  and fuses into the update (no random array is stored). A cheaper generator was not taken:
-  cutting the rounds gives up the established margin, and the words are now a minority of
-  the cost.
+  and fuses into the update (no random array is stored). The words are still about half of
+  the kernel's time; a cheaper generator was not taken: fewer rounds give up the margin that
+  Salmon et al. recommend, and Philox or 64-bit mixers need multiplies that JAX's 32-bit
+  integers do not expose (``docs/performance.md``, issue 17).
 * **Many sweeps per call.** The sweeps run in one ``lax.fori_loop`` inside the caller's jit;
   on a GPU, small problems run several sweeps per loop iteration to amortise the per-
   iteration cost of the loop. Arrays are laid out ``(R, Ly/2, batch)`` with the chains
