@@ -35,8 +35,8 @@ more cheaply (``docs/performance.md`` has the measurements):
   the kernel.
 * **Random words: Threefry-2x32 in counter mode.** Every word comes from Threefry-2x32 with
   20 rounds, the generator behind ``jax.random``'s default keys (bit for bit the same
-  function, checked by the tests; Salmon et al. 2011 find it Crush-resistant with 13 rounds,
-  20 is their recommended margin), keyed by the chain's key and applied to counters
+  function, checked by the tests; Salmon et al. 2011 report it passing BigCrush with fewer
+  rounds and recommend 20 as a safety margin), keyed by the chain's key and applied to counters
   ``(5 e + i, c)`` for call ``i`` of word ``e`` in colour ``c``, and ``(0, 2)`` for the
   chain's key of the next sweep. Called this way it costs a few integer operations per word
   and fuses into the update (no random array is stored). The words are still about half of
