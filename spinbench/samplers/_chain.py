@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import operator
 import sys
 from typing import Any
@@ -238,8 +239,12 @@ class AbstractChainSampler(AbstractSampler):
     # ------------------------------------------------------------------ helpers
     def _kernel(self) -> AbstractChainSampler:
         """This sampler with the run's length set aside, so that runs differing only in their
-        length share one compiled program."""
-        return dataclasses.replace(self, chains=1, warmup=0, sweeps=1, every=1)
+        length share one compiled program (cached: making it costs more than a small call;
+        a sampler with unhashable fields makes it each time)."""
+        try:
+            return _kernel_of(self)
+        except TypeError:
+            return dataclasses.replace(self, chains=1, warmup=0, sweeps=1, every=1)
 
     def _reset(self, state: PyTree) -> PyTree:
         return _reset(self._kernel(), state)
@@ -254,8 +259,22 @@ class AbstractChainSampler(AbstractSampler):
         return () if module == "spinbench" else (module.replace("_", "-"),)
 
 
+@functools.lru_cache(maxsize=256)
+def _kernel_of(sampler: AbstractChainSampler) -> AbstractChainSampler:
+    return dataclasses.replace(sampler, chains=1, warmup=0, sweeps=1, every=1)
+
+
 def _device_temps(temps: Any) -> Float[Array, " temps"]:
-    return jnp.asarray(np.asarray(temps, np.float64), jnp.float32)
+    """The temperatures as float32 on the device, cached by value (a call of a few sweeps of
+    a small lattice costs less than making the array again)."""
+    values = np.asarray(temps, np.float64)
+    device = str(getattr(jax.config, "jax_default_device", None))  # per default device
+    return _device_temps_of(values.tobytes(), values.shape, device)
+
+
+@functools.lru_cache(maxsize=256)
+def _device_temps_of(data: bytes, shape: tuple[int, ...], device: str) -> Float[Array, " temps"]:
+    return jnp.asarray(np.frombuffer(data, np.float64).reshape(shape), jnp.float32)
 
 
 @eqx.filter_jit
