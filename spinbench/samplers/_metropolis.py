@@ -164,6 +164,11 @@ class Metropolis(AbstractChainSampler):
             return None
         return _packed.layout_for(model, batch)
 
+    def wide_vectors(self, model: AbstractModel) -> bool:
+        """The packed kernel is integer arithmetic that XLA vectorises: on a CPU with 512-bit
+        vectors it measured ~2x faster with them (``docs/performance.md``, issue 17)."""
+        return self.packed_layout(model) is not None
+
     def init_state(
         self, model: AbstractModel, temps: np.ndarray, *, key: PRNGKeyArray
     ) -> MetropolisState | PackedMetropolisState:
