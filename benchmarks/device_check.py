@@ -71,7 +71,10 @@ def bit_sliced_lanes() -> str:
         for i in range(_packed.RANDOM_WORDS // 2):
             words.extend(
                 _packed.threefry2x32(
-                    jnp.uint32(trial), jnp.uint32(7), counters * 5 + i, jnp.uint32(0)
+                    jnp.uint32(trial),
+                    jnp.uint32(7),
+                    counters * (_packed.RANDOM_WORDS // 2) + i,
+                    jnp.uint32(0),
                 )
             )
         got = np.asarray(_packed.bernoulli_lanes(high, low, limits, words))

@@ -334,7 +334,11 @@ def test_bernoulli_lanes_probabilities_and_independence() -> None:
         k0, k1 = jnp.uint32(trial), jnp.uint32(99)
         words = []
         for i in range(_packed.RANDOM_WORDS // 2):
-            words.extend(_packed.threefry2x32(k0, k1, counters * 5 + i, jnp.uint32(0)))
+            words.extend(
+                _packed.threefry2x32(
+                    k0, k1, counters * (_packed.RANDOM_WORDS // 2) + i, jnp.uint32(0)
+                )
+            )
         got = np.asarray(_packed.bernoulli_lanes(high, low, limits, words))
         bits = ((got[:, None] >> np.arange(32)) & 1).astype(np.float64)
         sums += bits.sum(axis=0)

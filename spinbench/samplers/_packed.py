@@ -39,7 +39,7 @@ more cheaply (``docs/performance.md`` has the measurements):
   rounds and recommend 20 as a safety margin), keyed by the chain's key and applied to counters
   ``(5 e + i, c)`` for call ``i`` of word ``e`` in colour ``c``, and ``(0, 2)`` for the
   chain's key of the next sweep. Called this way it costs a few integer operations per word
-  and fuses into the update (no random array is stored). The words are still about half of
+  and fuses into the update (no random array is stored). The words are still over half of
   the kernel's time; a cheaper generator was not taken: fewer rounds give up the margin that
   Salmon et al. recommend, and Philox or 64-bit mixers need multiplies that JAX's 32-bit
   integers do not expose (``docs/performance.md``, issue 17).
