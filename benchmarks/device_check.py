@@ -1,13 +1,16 @@
-"""Issue 7's checks for a lent GPU, in one script of about five minutes that prints a table last.
+"""Issues 7 and 17's checks for a lent GPU, in one script of about five minutes that prints a
+table last.
 
     PYTHONPATH=. python benchmarks/device_check.py [--paper] [--repeats 5]
 
 It installs nothing and runs on JAX's default device (on a CPU it runs too, as a rehearsal).
 In order:
 
-1. **Same chain on the device as on the CPU.** The multi-spin-coded kernel's arithmetic is
-   exact integer arithmetic, so 20 sweeps of a 64x32 torus (three temperatures x four
-   chains) must give the same spins, keys and acceptance counts on both, bit for bit.
+1. **Same chain on the device as on the CPU.** The multi-spin-coded kernel's arithmetic
+   (Threefry words, bit-sliced acceptance) is exact integer arithmetic, so 20 sweeps of a
+   64x32 torus (three temperatures x four chains) must give the same spins, keys and
+   acceptance counts on both, bit for bit. Then the bit-sliced decisions on the device:
+   each of 32 lanes accepts with its probability (|z| < 4 over 1.6 million words).
 2. **Metropolis throughput**, ``spinbench bench``'s cases for the device (on a GPU: one
    16384² lattice, one 4096² lattice, 400 lattices of 10x10 for 2000 sweeps), against the
    plain reference timed in the same process.
@@ -48,6 +51,38 @@ def same_chain_everywhere() -> str:
             results.append([np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(after)])
     same = all(np.array_equal(a, b) for a, b in zip(*results, strict=True))
     return "same" if same else "DIFFERENT"
+
+
+def bit_sliced_lanes() -> str:
+    """Largest |z| of the 32 lanes' acceptance frequencies against p on the device."""
+    import jax.numpy as jnp
+
+    from spinbench.samplers import _packed
+
+    temp = 2.269185314
+    limits = jnp.asarray(_packed.thresholds(np.array([temp]), 1.0))
+    n, trials = 1 << 16, 25
+    counters = jnp.arange(n, dtype=jnp.uint32)
+    high = jnp.full((n,), 0x0000FFFF, jnp.uint32)
+    low = jnp.full((n,), 0xFFFF0000, jnp.uint32)
+    sums = np.zeros(32)
+    for trial in range(trials):
+        words = []
+        for i in range(_packed.RANDOM_WORDS // 2):
+            words.extend(
+                _packed.threefry2x32(
+                    jnp.uint32(trial),
+                    jnp.uint32(7),
+                    counters * (_packed.RANDOM_WORDS // 2) + i,
+                    jnp.uint32(0),
+                )
+            )
+        got = np.asarray(_packed.bernoulli_lanes(high, low, limits, words))
+        sums += ((got[:, None] >> np.arange(32)) & 1).sum(axis=0)
+    p = np.exp(-np.array([8.0] * 16 + [4.0] * 16) / temp)
+    z = (sums / (trials * n) - p) / np.sqrt(p * (1 - p) / (trials * n))
+    worst = float(np.max(np.abs(z)))
+    return f"max |z| {worst:.2f} ({'ok' if worst < 4 else 'WRONG'})"
 
 
 def training_step_ms(repeats: int) -> tuple[float, float]:
@@ -106,6 +141,8 @@ def main() -> None:
     print(f"device: {where}; jax {jax.__version__}", flush=True)
     rows: list[tuple[str, str]] = []
     rows.append(("packed kernel, device vs CPU, 20 sweeps", same_chain_everywhere()))
+    print(rows[-1], flush=True)
+    rows.append(("bit-sliced acceptance, 32 lanes vs p", bit_sliced_lanes()))
     print(rows[-1], flush=True)
     for record in run_benchmarks(repeats=args.repeats, random_site=False, generic=False):
         label = f"{record['case']}, {record['implementation']}"

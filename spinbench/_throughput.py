@@ -11,12 +11,19 @@ update, side by side in one process, one implementation after the other:
   :mod:`spinbench.samplers._packed` for Ising2D;
 * ``spinbench checkerboard (generic)``: the same sampler held to its generic kernel, the one
   any model gets through ``delta_energy``;
-* ``spinbench random-site``: the paper's update (small lattices only: it is sequential).
+* ``spinbench random-site``: the paper's update (small lattices only: it is sequential);
+* on a CPU, the C multi-spin reference (:mod:`._c_reference`, built with the system C
+  compiler; skipped with a message when there is none), with the same layout and an
+  independent random number for every decision, in two forms: ``C multi-spin (one number per
+  decision)`` and ``C multi-spin (bit-sliced)``, spinbench's own rule in 64-bit lanes.
 
 Every timing excludes compilation and set-up (a warm-up call first, the initial state made
-outside the timed call), waits for the device (``block_until_ready``), and is the median of
-``repeats`` calls. Ratios are to the reference measured in the same run, so they hold on a
-shared or throttled machine where absolute rates do not.
+outside the timed call) and waits for the device (``block_until_ready``). The
+implementations of a case are timed in interleaved rounds (one call of each per round, for
+``repeats`` rounds) and each figure is the median of its calls, so that a change in the
+machine's load touches all of them alike. ``ratio`` is to the plain reference, ``vs_c`` to
+the bit-sliced C reference and ``vs_c_one`` to the one-number C reference, all measured in
+the same run: they hold on a shared or throttled machine where absolute rates do not.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _c_reference
 from .models import Ising2D
 from .samplers import Metropolis
 
@@ -64,6 +73,7 @@ class Case:
 
 CPU_CASES = (
     Case(side=256, temps=1, chains=1, sweeps=100),
+    Case(side=1024, temps=1, chains=1, sweeps=20),
     Case(side=64, temps=4, chains=4, sweeps=100),
     Case(side=10, temps=10, chains=20, sweeps=200),
 )
@@ -188,26 +198,72 @@ def machine() -> str:
     return f"{name} ({os.cpu_count()} cores)"
 
 
+#: One timed call of an implementation: runs it and returns the seconds it took.
+Timer = Callable[[], float]
+#: Builds an implementation for a case: its timer and a function that releases it.
+Factory = Callable[[], tuple[Timer, Callable[[], None]]]
+
+C_NAMES = {
+    "one": "C multi-spin (one number per decision)",
+    "sliced": "C multi-spin (bit-sliced)",
+}
+
+
+def wall_clock(run: Callable[[], Any]) -> tuple[Timer, Callable[[], None]]:
+    """A timer of ``run`` by the wall clock (``run`` waits for its device itself)."""
+
+    def timed() -> float:
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
+    return timed, lambda: None
+
+
+def c_reference(case: Case, binary: Any, rule: str) -> tuple[Timer, Callable[[], None]]:
+    """The C reference for ``case`` (its own clock: the pipe is not timed)."""
+    program = _c_reference.CReference(binary, case.side, case.lattices, BETA, rule)
+    return (lambda: program.run(case.sweeps)[0]), program.close
+
+
 def implementations(
-    case: Case, *, on_gpu: bool, random_site: bool, generic: bool
-) -> list[tuple[str, Callable[[], Callable[[], Any]]]]:
-    """(name, factory) of everything timed for ``case``, the reference first."""
-    out: list[tuple[str, Callable[[], Callable[[], Any]]]] = [
-        ("plain JAX checkerboard", lambda: jax_checkerboard(case))
+    case: Case,
+    *,
+    on_gpu: bool,
+    random_site: bool,
+    generic: bool,
+    c_binary: Any = None,
+) -> list[tuple[str, Factory]]:
+    """(name, factory) of everything timed for ``case``, the plain reference first."""
+    out: list[tuple[str, Factory]] = [
+        ("plain JAX checkerboard", lambda: wall_clock(jax_checkerboard(case)))
         if on_gpu
-        else ("plain NumPy checkerboard", lambda: numpy_checkerboard(case)),
-        ("spinbench checkerboard", lambda: spinbench_kernel(case, "checkerboard")),
+        else ("plain NumPy checkerboard", lambda: wall_clock(numpy_checkerboard(case))),
+        ("spinbench checkerboard", lambda: wall_clock(spinbench_kernel(case, "checkerboard"))),
     ]
     if generic:
         out.append(
             (
                 "spinbench checkerboard (generic)",
-                lambda: spinbench_kernel(case, "checkerboard", generic=True),
+                lambda: wall_clock(spinbench_kernel(case, "checkerboard", generic=True)),
             )
         )
     if random_site and case.side <= RANDOM_SITE_MAX_SIDE:
-        out.append(("spinbench random-site", lambda: spinbench_kernel(case, "random-site")))
+        out.append(
+            ("spinbench random-site", lambda: wall_clock(spinbench_kernel(case, "random-site")))
+        )
+    if c_binary is not None:
+        for rule, name in C_NAMES.items():
+            out.append((name, _c_factory(case, c_binary, rule)))
     return out
+
+
+def _c_factory(case: Case, binary: Any, rule: str) -> Factory:
+    return lambda: c_reference(case, binary, rule)
+
+
+def _note(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def run_benchmarks(
@@ -216,31 +272,57 @@ def run_benchmarks(
     cases: tuple[Case, ...] | None = None,
     random_site: bool = True,
     generic: bool = True,
+    c_reference: bool = True,
+    note: Callable[[str], None] = _note,
 ) -> list[dict[str, Any]]:
-    """Flips per ns of each implementation per case, with the ratio to the plain reference.
+    """Flips per ns of each implementation per case, with the ratios to the references.
 
-    Each implementation is built, warmed up, timed and dropped before the next, so that one
-    case's memory is freed before the next is allocated.
+    The implementations of one case are built and warmed up together, then timed in
+    ``repeats`` interleaved rounds, then released before the next case. ``note`` receives
+    what the user should know (the C reference skipped, and why; how it was built).
     """
     on_gpu = jax.default_backend() == "gpu"
     cases = cases or (GPU_CASES if on_gpu else CPU_CASES)
     where = machine()
+    binary = None
+    if c_reference and on_gpu:
+        note("C reference skipped: it is a CPU program and this run is on a GPU")
+    elif c_reference:
+        binary, how = _c_reference.build()
+        note(f"C reference skipped: {how}" if binary is None else f"C reference: built with {how}")
     records: list[dict[str, Any]] = []
     for case in cases:
-        reference_rate = None
-        for name, factory in implementations(
-            case, on_gpu=on_gpu, random_site=random_site, generic=generic
-        ):
-            seconds = median_seconds(factory(), repeats)
-            rate = case.flips_per_call / (seconds * 1e9)
-            reference_rate = reference_rate or rate
+        named = implementations(
+            case, on_gpu=on_gpu, random_site=random_site, generic=generic, c_binary=binary
+        )
+        built: list[tuple[str, Timer, Callable[[], None]]] = []
+        try:
+            for name, factory in named:
+                timer, close = factory()
+                built.append((name, timer, close))
+                timer()  # warm-up: compilation, caches
+            times: dict[str, list[float]] = {name: [] for name, _, _ in built}
+            for _ in range(repeats):
+                for name, timer, _ in built:
+                    times[name].append(timer())
+        finally:
+            for _, _, close in built:
+                close()
+        rates = {
+            name: case.flips_per_call / (statistics.median(t) * 1e9) for name, t in times.items()
+        }
+        reference = rates[named[0][0]]
+        c_sliced, c_one = rates.get(C_NAMES["sliced"]), rates.get(C_NAMES["one"])
+        for name, rate in rates.items():
             records.append(
                 {
                     "case": case.label,
                     "implementation": name,
                     "flips_per_ns": rate,
-                    "ratio": rate / reference_rate,
-                    "seconds": seconds,
+                    "ratio": rate / reference,
+                    "vs_c": rate / c_sliced if c_sliced else None,
+                    "vs_c_one": rate / c_one if c_one else None,
+                    "seconds": statistics.median(times[name]),
                     "sweeps": case.sweeps,
                     "device": where,
                 }

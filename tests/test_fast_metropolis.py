@@ -22,6 +22,7 @@ import pytest
 import scipy.stats
 from click.testing import CliRunner
 
+from spinbench import _c_reference, _throughput
 from spinbench.cli import main
 from spinbench.exact import boltzmann_log_probabilities, enumerate_states, state_index
 from spinbench.models import XY1D, Ising1D, Ising2D
@@ -56,18 +57,103 @@ def np_threefry(k0: Any, k1: Any, x0: Any, x1: Any) -> tuple[np.ndarray, np.ndar
     return y0, y1
 
 
+def random_words_np(k0: Any, k1: Any, element: np.ndarray, colour: int) -> list[np.ndarray]:
+    """The kernel's random words of word ``element`` of one colour, from the paper's Threefry:
+    call ``i`` at counter ``(element * calls + i, colour)`` gives words ``2i`` and ``2i + 1``."""
+    calls = _packed.RANDOM_WORDS // 2
+    words: list[np.ndarray] = []
+    for i in range(calls):
+        counter = (element * calls + i).astype(np.uint32)
+        words.extend(np_threefry(k0, k1, counter, colour))
+    return words
+
+
+def reference_decisions(
+    need: np.ndarray, lead: np.ndarray, rest: np.ndarray, words: list[np.ndarray], lane: np.ndarray
+) -> np.ndarray:
+    """Accept or not, site by site, the obvious way: ``need`` ``(batch, W, R, H)`` marks the
+    sites that need a draw (lanes ``t`` on axis 1 of word ``(r, j)``), ``lead`` and ``rest``
+    their thresholds, ``words`` the words of each site's word, ``lane`` its bit ``t``.
+
+    A site's 8-bit uniform is bit ``t`` of words 0..7 (word 0 most significant): below
+    ``lead``, accept; above, reject; equal (a tie), its rank among the tied sites of its word
+    by lane says which 16-bit half of words 8, 9 is its second uniform (accept when below
+    ``rest``); ties past the fourth accept when ``rest >= 2^15``.
+    """
+    bits = [(w >> lane.astype(np.uint32)) & np.uint32(1) for w in words]
+    u8 = sum(bits[i].astype(np.int64) << (7 - i) for i in range(_packed.LEADING_BITS))
+    tie = need & (u8 == lead)
+    rank = np.cumsum(tie, axis=1) - tie  # tied lanes below this one, in the same word
+    spare = np.zeros(need.shape, np.int64)
+    for j in range(_packed.SPARE_LANES):
+        word = words[_packed.LEADING_BITS + j // 2].astype(np.int64)
+        half = (word >> 16) if j % 2 else (word & 0xFFFF)
+        spare = np.where(rank == j, half, spare)
+    second = np.where(rank < _packed.SPARE_LANES, spare < rest, rest >= 2**15)
+    return need & ((u8 < lead) | (tie & second))
+
+
 def reference_sweeps(
     model: Ising2D, temps: np.ndarray, spins: np.ndarray, keys: np.ndarray, n_sweeps: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The packed kernel's Markov chain, obviously: ``spins (temps, chains, Lx, Ly)``, keys
-    ``(temps, chains, 2)`` uint32. Returns spins, keys and flips per chain."""
+    ``(temps, chains, 2)`` uint32. Returns spins, keys and flips per chain.
+
+    Full lattices and rolls; sites are regrouped as ``(batch, W, R, Ly)`` (row ``x = t R + r``)
+    only to find each site's word ``(r, y // 2)`` and lane ``t``.
+    """
+    lx, ly = model.shape
+    width = _packed.packed_width(lx)
+    rows = lx // width
+    n_temps, n_chains = spins.shape[:2]
+    batch = n_temps * n_chains
+    spins = spins.reshape(batch, width, rows, ly).astype(np.int64)
+    k0, k1 = (keys.reshape(-1, 2)[:, i].copy() for i in (0, 1))
+    limits = np.repeat(_packed.thresholds(temps, model.J), n_chains, axis=1).astype(np.int64)
+    lane, row, y = np.meshgrid(np.arange(width), np.arange(rows), np.arange(ly), indexing="ij")
+    x = lane * rows + row
+    element = (row * (ly // 2) + y // 2).astype(np.uint32)
+    flips = np.zeros(batch, np.int64)
+    sign = 1 if model.J > 0 else -1
+
+    def per_chain(v: np.ndarray) -> np.ndarray:
+        return v[:, None, None, None]
+
+    for _ in range(n_sweeps):
+        for colour in (0, 1):
+            words = random_words_np(per_chain(k0), per_chain(k1), element, colour)
+            lattice = spins.reshape(batch, lx, ly)
+            nsum = sum(np.roll(lattice, s, a) for s in (1, -1) for a in (1, 2))
+            level = (sign * lattice * nsum).reshape(spins.shape)  # 4: ΔE = 8|J|, 2: 4|J|
+            mine = (x + y) % 2 == colour
+            high, low = mine & (level == 4), mine & (level == 2)
+            lead = np.where(high, per_chain(limits[0]), per_chain(limits[1]))
+            rest = np.where(high, per_chain(limits[2]), per_chain(limits[3]))
+            accept = reference_decisions(high | low, lead, rest, words, lane)
+            accept |= mine & (level <= 0)
+            spins = np.where(accept, -spins, spins)
+            flips += accept.sum(axis=(1, 2, 3))
+        k0, k1 = np_threefry(k0, k1, np.uint32(0), np.uint32(2))
+    keys = np.stack([k0, k1], -1).reshape(n_temps, n_chains, 2)
+    shape = (n_temps, n_chains)
+    return spins.reshape(*shape, lx, ly).astype(np.int8), keys, flips.reshape(shape)
+
+
+def old_stream_sweeps(
+    model: Ising2D, temps: np.ndarray, spins: np.ndarray, keys: np.ndarray, n_sweeps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's chain before issue 17 (one 32-bit Threefry word per site, accepted when
+    ``u <= ceil(p 2^32) - 1``), for a statistical comparison with the new stream. Returns
+    spins ``(temps, chains, Lx, Ly)`` and flips per chain."""
     lx, ly = model.shape
     width = _packed.packed_width(lx)
     rows, hashes = lx // width, (width + 1) // 2
     n_temps, n_chains = spins.shape[:2]
     spins = spins.reshape(-1, lx, ly).astype(np.int64)
     k0, k1 = (keys.reshape(-1, 2)[:, i].copy() for i in (0, 1))
-    limits = np.repeat(_packed.thresholds(temps, model.J), n_chains, axis=1)  # (2, batch)
+    delta = np.array([8.0, 4.0])[:, None] * abs(model.J)
+    m = np.ceil(np.exp(-delta / np.asarray(temps)[None, :]) * 2.0**32) - 1.0
+    limits = np.repeat(np.clip(m, 0, 2.0**32 - 1).astype(np.uint32), n_chains, axis=1)
     x, y = np.indices((lx, ly))
     block, row = x // rows, x % rows
     counter = ((row * (ly // 2) + y // 2) * hashes + block // 2).astype(np.uint32)
@@ -78,7 +164,7 @@ def reference_sweeps(
             y0, y1 = np_threefry(k0[:, None, None], k1[:, None, None], counter, colour)
             word = np.where(block % 2 == 0, y0, y1)
             nsum = sum(np.roll(spins, shift, axis) for shift in (1, -1) for axis in (1, 2))
-            level = sign * spins * nsum  # 4: ΔE = 8|J|, 2: ΔE = 4|J|, else ΔE <= 0
+            level = sign * spins * nsum
             accept = (
                 (level <= 0)
                 | ((level == 4) & (word <= limits[0][:, None, None]))
@@ -88,9 +174,8 @@ def reference_sweeps(
             spins = np.where(accept, -spins, spins)
             flips += accept.sum(axis=(1, 2))
         k0, k1 = np_threefry(k0, k1, np.uint32(0), np.uint32(2))
-    keys = np.stack([k0, k1], -1).reshape(n_temps, n_chains, 2)
     shape = (n_temps, n_chains)
-    return spins.reshape(*shape, lx, ly).astype(np.int8), keys, flips.reshape(shape)
+    return spins.reshape(*shape, lx, ly).astype(np.int8), flips.reshape(shape)
 
 
 def key_words(state: PackedMetropolisState) -> np.ndarray:
@@ -166,18 +251,110 @@ def test_widths() -> None:
     ]
 
 
-def test_thresholds_round_up_by_less_than_two_to_minus_32() -> None:
-    temps = np.array([0.01, 0.5, 1.0, 2.269185314, 10.0, 1e6])
+def test_thresholds_are_p_to_24_bits() -> None:
+    """Leading 8 bits and the next 16 (rounded): p within 2^-25 of what the kernel uses."""
+    temps = np.array([0.01, 0.5, 1.0, 2.269185314, 10.0, 1e6, 1e300])
     for J in (1.0, -0.7):
-        m = _packed.thresholds(temps, J)
-        assert m.shape == (2, len(temps)) and m.dtype == np.uint32
+        limits = _packed.thresholds(temps, J)
+        assert limits.shape == (4, len(temps)) and limits.dtype == np.uint32
         for level, delta in enumerate((8.0, 4.0)):
             for t, T in enumerate(temps):
+                lead, rest = int(limits[level, t]), int(limits[2 + level, t])
+                assert lead < 2**8 and rest <= 2**16
                 p = Fraction(float(np.exp(-delta * abs(J) / T)))
-                q = Fraction(int(m[level, t]) + 1, 2**32)  # P(u <= m), u uniform 32-bit
-                assert 0 <= q - p < Fraction(1, 2**32) or (
-                    p < Fraction(1, 2**32) and m[level, t] == 0
+                used = Fraction(lead, 2**8) + Fraction(rest, 2**24)
+                assert abs(used - p) <= Fraction(1, 2**25)
+
+
+def test_error_bound() -> None:
+    """The documented bound: rounding (2^-25) plus half the chance that a lane is one of
+    more than four ties in its word (2^-8 C(31, 4) 2^-32 / 2), below 2^-24."""
+    from math import comb
+
+    tail = Fraction(comb(31, _packed.SPARE_LANES), 2 ** (8 + 8 * _packed.SPARE_LANES))
+    assert Fraction(1, 2**25) + tail / 2 <= Fraction(_packed.PROBABILITY_ERROR) < Fraction(1, 2**24)
+
+
+def test_bernoulli_lanes_is_the_obvious_rule_with_many_ties() -> None:
+    """Crafted words: every lane's 8-bit uniform is p's leading bits or one off, so most
+    lanes tie, many words have more than four ties, and every branch of the bit-sliced
+    comparison runs; it must equal the site-by-site rule of the NumPy model."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    limits = _packed.thresholds(np.array([2.269185314, 1.2, 7.0, 3.3]), 1.0)
+    limits = np.tile(limits, (1, n // 4)).astype(np.uint32)  # (4, n): per "chain"
+    lanes = np.arange(32)
+    high = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    low = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32) & ~high
+    is_high = ((high[:, None] >> lanes) & 1).astype(bool)  # (n, 32)
+    is_low = ((low[:, None] >> lanes) & 1).astype(bool)
+    lead = np.where(is_high, limits[0][:, None], limits[1][:, None]).astype(np.int64)
+    rest = np.where(is_high, limits[2][:, None], limits[3][:, None]).astype(np.int64)
+    u8 = np.clip(lead + rng.choice([-1, 0, 0, 0, 1], size=lead.shape), 0, 255)
+    words = [
+        np.sum(((u8 >> (7 - i)) & 1).astype(np.uint64) << lanes.astype(np.uint64), axis=1).astype(
+            np.uint32
+        )
+        for i in range(_packed.LEADING_BITS)
+    ]
+    words += [
+        rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+        for _ in range(_packed.RANDOM_WORDS - _packed.LEADING_BITS)
+    ]
+    got = np.asarray(
+        _packed.bernoulli_lanes(
+            jnp.asarray(high),
+            jnp.asarray(low),
+            jnp.asarray(limits),
+            [jnp.asarray(w) for w in words],
+        )
+    )
+    got_bits = ((got[:, None] >> lanes) & 1).astype(bool)
+    # The NumPy rule, with lanes on axis 1 and one word per row.
+    expected = reference_decisions(
+        (is_high | is_low), lead, rest, [w[:, None] for w in words], lanes[None, :]
+    )
+    ties = np.sum((is_high | is_low) & (u8 == lead), axis=1)
+    assert np.sum(ties > _packed.SPARE_LANES) > 100  # the rare branch runs
+    np.testing.assert_array_equal(got_bits, expected)
+
+
+def test_bernoulli_lanes_probabilities_and_independence() -> None:
+    """With Threefry words, each lane accepts with p (|z| < 4, 1.6e6 draws per lane and
+    probability) and neighbouring lanes, and the same lane of neighbouring words, are
+    uncorrelated (|z| < 4)."""
+    temps = np.array([2.269185314])
+    limits = jnp.asarray(_packed.thresholds(temps, 1.0))
+    n, trials = 1 << 16, 25
+    counters = jnp.arange(n, dtype=jnp.uint32)
+    high = jnp.full((n,), 0x0000FFFF, jnp.uint32)  # 16 lanes at p_hi, 16 at p_lo
+    low = jnp.full((n,), 0xFFFF0000, jnp.uint32)
+    sums, pairs, downs = np.zeros(32), np.zeros(31), np.zeros(32)
+    for trial in range(trials):
+        k0, k1 = jnp.uint32(trial), jnp.uint32(99)
+        words = []
+        for i in range(_packed.RANDOM_WORDS // 2):
+            words.extend(
+                _packed.threefry2x32(
+                    k0, k1, counters * (_packed.RANDOM_WORDS // 2) + i, jnp.uint32(0)
                 )
+            )
+        got = np.asarray(_packed.bernoulli_lanes(high, low, limits, words))
+        bits = ((got[:, None] >> np.arange(32)) & 1).astype(np.float64)
+        sums += bits.sum(axis=0)
+        pairs += (bits[:, :-1] * bits[:, 1:]).sum(axis=0)
+        downs += (bits[:-1] * bits[1:]).sum(axis=0)
+    draws = trials * n
+    draws = 25 * n
+    p = np.exp(-np.array([8.0] * 16 + [4.0] * 16) / temps[0])
+    z = (sums / draws - p) / np.sqrt(p * (1 - p) / draws)
+    assert np.all(np.abs(z) < 4), z
+    q = p[:-1] * p[1:]
+    z_pair = (pairs / draws - q) / np.sqrt(q * (1 - q) / draws)
+    assert np.all(np.abs(z_pair) < 4), z_pair
+    pairs_down = trials * (n - 1)
+    z_down = (downs / pairs_down - p**2) / np.sqrt(p**2 * (1 - p**2) / pairs_down)
+    assert np.all(np.abs(z_down) < 4), z_down
 
 
 # --------------------------------------------------------------------------- which kernel
@@ -263,6 +440,40 @@ def test_kernel_is_the_numpy_markov_chain_bit_for_bit(
     )
 
 
+def test_new_stream_matches_the_old_one_statistically() -> None:
+    """The bit-sliced stream (issue 17) and the old one (a 32-bit word per site) run the same
+    Markov chain: from uniform random starts, after 3 sweeps (before equilibrium, where a
+    wrong rule shows most), the joint histograms of energy and |magnetisation| of 6,000
+    chains per temperature agree (two-sample χ², Fisher-combined p > 1e-3), and so do the
+    flips of those sweeps (|z| < 4)."""
+    model = Ising2D.from_size(4)
+    temps = np.array([1.5, Ising2D.critical_temperature, 4.0])
+    sampler = Metropolis(chains=6000, update="checkerboard")
+    state = sampler.init_state(model, temps, key=jax.random.key(21))
+    after = sampler.run_sweeps(model, temps, state, 3)
+    new = np.asarray(sampler.measure(model, after))
+    new_flips = np.asarray(sampler.diagnostics(model, after)["acceptance"])
+    rng = np.random.default_rng(22)
+    start = rng.choice(np.array([-1, 1], np.int8), size=(3, 6000, 4, 4))
+    keys = rng.integers(0, 2**32, (3, 6000, 2), dtype=np.uint64).astype(np.uint32)
+    old, old_flips = old_stream_sweeps(model, temps, start, keys, 3)
+    pvalues = []
+    for t in range(len(temps)):
+        table = []
+        for states in (new[t], old[t]):
+            energy = np.rint(np.asarray(model.energy(jnp.asarray(states))))
+            magnet = np.abs(states.reshape(len(states), -1).sum(axis=1))
+            table.append(energy * 100 + magnet)
+        categories = np.unique(np.concatenate(table))
+        counts = np.array([[np.sum(row == c) for c in categories] for row in table])
+        counts = counts[:, counts.sum(axis=0) >= 10]  # rare categories say nothing
+        pvalues.append(scipy.stats.chi2_contingency(counts).pvalue)
+        a, b = new_flips[t], old_flips[t].astype(np.float64)
+        z = (a.mean() - b.mean()) / np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+        assert abs(z) < 4, (t, z)
+    assert scipy.stats.combine_pvalues(pvalues, method="fisher").pvalue > 1e-3, pvalues
+
+
 def test_acceptance_count_passes_two_to_the_31_without_wrapping() -> None:
     """One call of 33,000 sweeps of a 256x256 lattice at T = 1000 accepts about 2.15e9 flips,
     past the int32 range, which the counters used to wrap round; the acceptance it gives
@@ -294,7 +505,7 @@ def test_unrolled_sweeps_give_the_same_chain() -> None:
     assert isinstance(state, PackedMetropolisState)
     layout = _packed.layout_for(model)
     assert layout is not None and layout.unroll == 1 == state.layout.unroll
-    limits = (state.limits[0], state.limits[1])
+    limits = state.limits
     carry = (state.black, state.white, state.k0, state.k1, state.flips)
     sweeps = jax.jit(_packed.run_sweeps, static_argnums=0)
     for n in (7, 11):
@@ -401,25 +612,50 @@ def test_chi2_detects_a_wrong_temperature() -> None:
     assert scipy.stats.combine_pvalues(np.maximum(pvalues, 1e-300), method="fisher").pvalue < 1e-6
 
 
-def test_acceptance_rate_is_exact_at_equilibrium() -> None:
-    """The counted acceptance equals the exact Boltzmann mean of min(1, exp(-ΔE/T)) over
-    sites (each colour's update keeps the distribution), within |z| < 4."""
-    model, temps = Ising2D.from_size(4), np.array([1.5, Ising2D.critical_temperature, 4.0])
+def exact_acceptance(model: Ising2D, temps: np.ndarray) -> np.ndarray:
+    """The Boltzmann mean over states and sites of min(1, exp(-ΔE/T)), per temperature."""
     configurations = jnp.asarray(enumerate_states(model))
     delta = np.asarray(model.delta_energy(configurations, -configurations), np.float64)
     delta = delta.reshape(len(delta), -1)
     probabilities = np.exp(np.asarray(boltzmann_log_probabilities(model, temps), np.float64))
-    expected = np.array(
+    return np.array(
         [
             np.sum(p * np.mean(np.minimum(1.0, np.exp(-delta / T)), axis=1))
             for p, T in zip(probabilities, temps, strict=True)
         ]
     )
+
+
+def test_acceptance_rate_is_exact_at_equilibrium() -> None:
+    """The counted acceptance equals the exact Boltzmann mean of min(1, exp(-ΔE/T)) over
+    sites (each colour's update keeps the distribution), within |z| < 4."""
+    model, temps = Ising2D.from_size(4), np.array([1.5, Ising2D.critical_temperature, 4.0])
+    expected = exact_acceptance(model, temps)
     _, acceptance = independent_draws(model, temps, 8000, seed=2)
     measured = acceptance.mean(axis=1)
     stderr = acceptance.std(axis=1, ddof=1) / np.sqrt(acceptance.shape[1])
     z = np.abs(measured - expected) / stderr
     assert np.all(z < 4), (measured, expected, z)
+
+
+@pytest.mark.parametrize("rule", _c_reference.RULES)
+def test_c_reference_accepts_at_the_exact_rate(rule: str) -> None:
+    """The C reference of ``spinbench bench`` runs the same Markov chain: its acceptance at
+    equilibrium on 4,000 4x4 tori at T_c is the exact one (|z| < 4 over 20 calls of 5
+    sweeps). Skipped where no C compiler is found."""
+    binary, why = _c_reference.build()
+    if binary is None:
+        pytest.skip(why)
+    model, T = Ising2D.from_size(4), Ising2D.critical_temperature
+    expected = float(exact_acceptance(model, np.array([T]))[0])
+    program = _c_reference.CReference(binary, 4, 4000, 1.0 / T, rule, seed=3)
+    try:
+        program.run(200)
+        rates = [program.run(5)[1] / (5 * 16 * 4000) for _ in range(20)]
+    finally:
+        program.close()
+    z = (np.mean(rates) - expected) / (np.std(rates, ddof=1) / np.sqrt(len(rates)))
+    assert abs(z) < 4, (np.mean(rates), expected, z)
 
 
 # --------------------------------------------------------------------------- spinbench bench
@@ -428,15 +664,33 @@ def test_acceptance_rate_is_exact_at_equilibrium() -> None:
 def test_bench_command_reports_every_kernel_against_the_reference() -> None:
     result = CliRunner().invoke(main, ["bench", "--quick", "--repeats", "1", "--format", "json"])
     assert result.exit_code == 0, result.output
-    records = json.loads(result.output)
+    records = json.loads(result.stdout)
     names = {r["implementation"] for r in records}
-    assert names == {
+    expected = {
         "plain NumPy checkerboard",
         "spinbench checkerboard",
         "spinbench checkerboard (generic)",
         "spinbench random-site",
     }
+    if _c_reference.build()[0] is not None:
+        expected |= set(_throughput.C_NAMES.values())
+        assert "C reference: built with" in result.stderr
+    else:
+        assert "C reference skipped" in result.stderr
+    assert names == expected
     for record in records:
         assert record["flips_per_ns"] > 0 and record["device"]
         if record["implementation"] == "plain NumPy checkerboard":
             assert record["ratio"] == 1
+        if record["implementation"] == "C multi-spin (bit-sliced)":
+            assert record["vs_c"] == 1
+
+
+def test_bench_without_a_compiler_skips_the_c_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_c_reference, "compiler", lambda: None)
+    result = CliRunner().invoke(
+        main, ["bench", "--quick", "--repeats", "1", "--no-generic", "--no-random-site"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "C reference skipped: no C compiler found" in result.stderr
+    assert "C multi-spin" not in result.stdout and "spinbench checkerboard" in result.stdout

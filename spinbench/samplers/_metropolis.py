@@ -18,8 +18,8 @@ jitted chunks, and one seed on one device gives identical samples.
 **The packed kernel.** The checkerboard with Metropolis's rule on the built-in
 :class:`~spinbench.models.Ising2D` (that class exactly: no subclass, no field) on an even torus
 runs a multi-spin-coded kernel instead (:mod:`._packed`: sublattices, 32 spins per word,
-integer acceptance thresholds, counter-mode Threefry): the same update with the same key
-stream, each acceptance probability rounded up by less than 2^-32. Its chains stay packed
+bit-sliced acceptance from counter-mode Threefry words): the same update from the same keys,
+each acceptance probability within 2^-24.4 of the exact one. Its chains stay packed
 between calls; they are unpacked only when measured. ``kernel="generic"`` runs the generic
 kernel everywhere (for comparisons).
 """
@@ -83,7 +83,7 @@ class PackedMetropolisState(eqx.Module):
     k0: UInt32[Array, " batch"]
     k1: UInt32[Array, " batch"]
     flips: Int[Array, "r h batch"]
-    limits: UInt32[Array, "2 batch"]
+    limits: UInt32[Array, "4 batch"]
     layout: _packed.PackedLayout = eqx.field(static=True)
     batch: tuple[int, int] = eqx.field(static=True)  # (temps, chains)
 
@@ -164,6 +164,11 @@ class Metropolis(AbstractChainSampler):
             return None
         return _packed.layout_for(model, batch)
 
+    def wide_vectors(self, model: AbstractModel) -> bool:
+        """The packed kernel is integer arithmetic that XLA vectorises: on a CPU with 512-bit
+        vectors it measured ~2x faster with them (``docs/performance.md``, issue 17)."""
+        return self.packed_layout(model) is not None
+
     def init_state(
         self, model: AbstractModel, temps: np.ndarray, *, key: PRNGKeyArray
     ) -> MetropolisState | PackedMetropolisState:
@@ -204,8 +209,9 @@ class Metropolis(AbstractChainSampler):
     ) -> MetropolisState | PackedMetropolisState:
         if isinstance(state, PackedMetropolisState):
             carry = (state.black, state.white, state.k0, state.k1, state.flips)
-            limits = (state.limits[0], state.limits[1])
-            black, white, k0, k1, flips = _packed.run_sweeps(state.layout, limits, carry, n_sweeps)
+            black, white, k0, k1, flips = _packed.run_sweeps(
+                state.layout, state.limits, carry, n_sweeps
+            )
             return eqx.tree_at(
                 lambda s: (s.black, s.white, s.k0, s.k1, s.flips),
                 state,

@@ -3,7 +3,7 @@
 The generic checkerboard of :class:`~spinbench.samplers.Metropolis` works for any model through
 ``delta_energy``: one int8 spin per array element, a float ΔE and a float ``log u`` per site,
 masks for the colours. For the Ising model on an Lx x Ly torus with even sides this module
-runs the same update (the same acceptance probabilities, up to a rounding below 2^-32) far
+runs the same update (the same acceptance probabilities, up to an error below 2^-24.4) far
 more cheaply (``docs/performance.md`` has the measurements):
 
 * **Sublattices.** Each colour of the checkerboard is an ``Lx x Ly/2`` array (the layout of
@@ -18,20 +18,31 @@ more cheaply (``docs/performance.md`` has the measurements):
   above row 0 of block ``t`` is row ``R - 1`` of block ``t - 1``: a one-bit rotation), the
   number of anti-aligned neighbours is a bit-sliced adder, and up to 32 spins move with each
   word.
-* **Integer acceptance.** With ``k`` anti-aligned neighbours (``k`` aligned for J < 0),
-  ΔE = (8 - 4k)|J|; a flip with ΔE <= 0 is always accepted, and one with ΔE = 8|J| or 4|J| when
-  a uniform 32-bit word ``u`` satisfies ``u <= m`` with ``m = ceil(p 2^32) - 1`` for the
-  Metropolis probability ``p = exp(-ΔE/T)``, computed per temperature in float64 on the host.
-  The acceptance probability is ``(m + 1) / 2^32``: ``p`` rounded *up* by less than
-  ``2^-32`` (a probability below ``2^-32`` becomes ``2^-32``). No exp, log or float in the
-  kernel.
+* **Bit-sliced acceptance.** With ``k`` anti-aligned neighbours (``k`` aligned for J < 0),
+  ΔE = (8 - 4k)|J|; a flip with ΔE <= 0 is always accepted and draws nothing. One with
+  ΔE = 8|J| or 4|J| is accepted with the Metropolis probability ``p = exp(-ΔE/T)``, computed
+  per temperature in float64 on the host (:func:`thresholds`), by comparing a uniform ``u``
+  with ``p`` bit by bit, most significant first, for all 32 lanes of a word at once: random
+  word ``i`` holds bit ``i`` of every lane's ``u``; a lane is decided at the first bit where
+  ``u`` and ``p`` differ (accepted if ``u`` has the 0). After :data:`LEADING_BITS` = 8 words a
+  lane is undecided with probability 2^-8; the (at most) four lowest undecided lanes of a
+  word then get a fresh 16-bit uniform each, compared with the next 16 bits of ``p``. So a
+  word of 32 decisions costs 10 random words (5 Threefry calls) instead of 32, and every
+  decision is still independent of every other. **Error**: ``p`` is rounded to 24 bits
+  (< 2^-25), and a lane left undecided (more than four ties in its word: probability below
+  ``2^-8 C(31,4) 2^-32 < 2^-25``) takes the likelier outcome, so every acceptance
+  probability is within :data:`PROBABILITY_ERROR` < 2^-24.4 of ``p``. No exp, log or float in
+  the kernel.
 * **Random words: Threefry-2x32 in counter mode.** Every word comes from Threefry-2x32 with
   20 rounds, the generator behind ``jax.random``'s default keys (bit for bit the same
-  function, checked by the tests), keyed by the chain's key and applied to counters:
-  ``(e * ceil(W/2) + h, c)`` for hash ``h`` of word ``e`` in colour ``c`` (each hash gives the
-  words of two bits), and ``(0, 2)`` for the chain's key of the next sweep. Called this way
-  it costs a few integer operations per word and fuses into the update (no random array is
-  stored): ``jax.random.bits`` on the same CPU costs several times more per word.
+  function, checked by the tests; Salmon et al. 2011 report it passing BigCrush with fewer
+  rounds and recommend 20 as a safety margin), keyed by the chain's key and applied to counters
+  ``(5 e + i, c)`` for call ``i`` of word ``e`` in colour ``c``, and ``(0, 2)`` for the
+  chain's key of the next sweep. Called this way it costs a few integer operations per word
+  and fuses into the update (no random array is stored). The words are still over half of
+  the kernel's time; a cheaper generator was not taken: fewer rounds give up the margin that
+  Salmon et al. recommend, and Philox or 64-bit mixers need multiplies that JAX's 32-bit
+  integers do not expose (``docs/performance.md``, issue 17).
 * **Many sweeps per call.** The sweeps run in one ``lax.fori_loop`` inside the caller's jit;
   on a GPU, small problems run several sweeps per loop iteration to amortise the per-
   iteration cost of the loop. Arrays are laid out ``(R, Ly/2, batch)`` with the chains
@@ -62,6 +73,19 @@ MAX_WIDTH = 32
 #: slower). Unrolling changes the compiled program, never the samples.
 GPU_UNROLL = 4
 SMALL_PROBLEM = 1 << 22
+
+#: Leading bits of every decision, bit-sliced: bit ``t`` of random word ``i`` is bit ``i`` (most
+#: significant first) of lane ``t``'s uniform ``u``, compared with the same bit of ``p``.
+LEADING_BITS = 8
+#: Lanes per word of spins that the leading bits leave undecided and that get a fresh 16-bit
+#: half of a random word each (lowest lane first) against the next 16 bits of ``p``.
+SPARE_LANES = 4
+#: Random words per word of spins and colour: five Threefry-2x32 calls (32 words before).
+RANDOM_WORDS = LEADING_BITS + SPARE_LANES // 2
+#: Bound on the error of every acceptance probability (see the module docstring):
+#: ``2^-25`` from rounding ``p`` to 24 bits plus half the probability that a lane is left
+#: undecided, ``2^-8 C(31, 4) 2^-32 / 2 < 2^-26``: below ``2^-24.4``.
+PROBABILITY_ERROR = 2.0**-25 + 2.0**-26
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = 0x1BD11BDA
@@ -127,11 +151,6 @@ class PackedLayout:
         return self.cols // 2
 
     @property
-    def hashes(self) -> int:
-        """Threefry calls per word and colour (each gives two 32-bit words)."""
-        return (self.width + 1) // 2
-
-    @property
     def mask(self) -> int:
         """The ``W`` low bits."""
         return (1 << self.width) - 1
@@ -167,16 +186,22 @@ def layout_for(model: Any, batch: int = 1) -> PackedLayout | None:
 
 
 def thresholds(temps: np.ndarray, J: float) -> np.ndarray:
-    """Acceptance thresholds ``(2, temps)`` uint32 for ΔE = 8|J| and 4|J|: accept if u <= m.
+    """The acceptance probabilities ``p = exp(-ΔE/T)`` for ΔE = 8|J| ("hi") and 4|J| ("lo")
+    as :func:`bernoulli_lanes` reads them, ``(4, temps)`` uint32:
 
-    ``m = ceil(p 2^32) - 1`` with ``p = exp(-ΔE/T)`` in float64, clipped to [0, 2^32 - 1], so
-    that P(u <= m) = (m + 1) / 2^32 is ``p`` rounded up by less than 2^-32.
+    * rows 0, 1: ``floor(p 2^8)``, the leading :data:`LEADING_BITS` bits of ``p``;
+    * rows 2, 3: ``round(frac(p 2^8) 2^16)`` (up to ``2^16``): a lane the leading bits leave
+      undecided is accepted when its fresh 16-bit uniform is below this.
+
+    ``p`` is computed in float64 and the rest is exact, so ``p`` is rounded to the nearest
+    multiple of ``2^-24``: an error of at most ``2^-25``.
     """
     temps = np.asarray(temps, np.float64)
     delta = np.array([8.0, 4.0])[:, None] * abs(float(J))
-    p = np.exp(-delta / temps[None, :])
-    m = np.ceil(p * 2.0**32) - 1.0
-    return np.clip(m, 0.0, 2.0**32 - 1.0).astype(np.uint32)
+    scaled = np.exp(-delta / temps[None, :]) * 2.0**LEADING_BITS  # exact: a power of two
+    lead = np.minimum(np.floor(scaled), 2.0**LEADING_BITS - 1)
+    rest = np.rint((scaled - lead) * 2.0**16)
+    return np.concatenate([lead, rest]).astype(np.uint32)
 
 
 # --------------------------------------------------------------------------- packing
@@ -287,7 +312,7 @@ def _half_sweep(
     layout: PackedLayout,
     own: UInt32[Array, "r h batch"],
     other: UInt32[Array, "r h batch"],
-    limits: tuple[UInt32[Array, " batch"], UInt32[Array, " batch"]],
+    limits: UInt32[Array, "4 batch"],
     key: tuple[UInt32[Array, " batch"], UInt32[Array, " batch"]],
     colour: int,
 ) -> UInt32[Array, "r h batch"]:
@@ -302,33 +327,84 @@ def _half_sweep(
         own = own ^ mask
     a1, a2, a3, a4 = own ^ up, own ^ down, own ^ other, own ^ side
     s1, c1, s2, c2 = a1 ^ a2, a1 & a2, a3 ^ a4, a3 & a4
-    none = ~(s1 | s2 | c1 | c2)  # k = 0: ΔE = 8|J|
-    one = (s1 ^ s2) & ~(c1 | c2)  # k = 1: ΔE = 4|J|
-    # Bit t of `below_hi` (`below_lo`): the word for bit t is <= the 8|J| (4|J|) threshold.
-    shape = own.shape
-    element = lax.broadcasted_iota(jnp.uint32, shape, 0) * _u32(shape[1])
-    element = element + lax.broadcasted_iota(jnp.uint32, shape, 1)
-    base = element * _u32(layout.hashes)
-    k0, k1 = key
-    limit_hi, limit_lo = limits
-    below_hi = jnp.zeros(shape, jnp.uint32)
-    below_lo = jnp.zeros(shape, jnp.uint32)
-    for h in range(layout.hashes):
-        words = threefry2x32(k0, k1, base + _u32(h), jnp.full(shape, colour, jnp.uint32))
-        for bit, word in zip((2 * h, 2 * h + 1), words, strict=True):
-            if bit < layout.width:
-                below_hi = below_hi | ((word <= limit_hi).astype(jnp.uint32) << _u32(bit))
-                below_lo = below_lo | ((word <= limit_lo).astype(jnp.uint32) << _u32(bit))
-    flip = ((none & below_hi) | (one & below_lo) | ~(none | one)) & mask
+    none = ~(s1 | s2 | c1 | c2) & mask  # k = 0: ΔE = 8|J|
+    one = (s1 ^ s2) & ~(c1 | c2) & mask  # k = 1: ΔE = 4|J|
+    accept = bernoulli_lanes(none, one, limits, random_words(layout, own.shape, key, colour))
+    flip = (accept | ~(none | one)) & mask
     if layout.antiferro:
         own = own ^ mask
     return own ^ flip
 
 
+def random_words(
+    layout: PackedLayout,
+    shape: tuple[int, ...],
+    key: tuple[UInt32[Array, " batch"], UInt32[Array, " batch"]],
+    colour: int,
+) -> list[UInt32[Array, "r h batch"]]:
+    """The :data:`RANDOM_WORDS` words of every word of spins of one colour: Threefry-2x32 of
+    the chain's key at counters ``(e * RANDOM_WORDS / 2 + i, colour)`` for word ``e`` of the
+    sublattice (row-major over ``(R, Ly/2)``), ``i < RANDOM_WORDS / 2``; the two outputs of
+    call ``i`` are words ``2i`` and ``2i + 1``."""
+    calls = RANDOM_WORDS // 2
+    element = lax.broadcasted_iota(jnp.uint32, shape, 0) * _u32(shape[1])
+    element = element + lax.broadcasted_iota(jnp.uint32, shape, 1)
+    base = element * _u32(calls)
+    k0, k1 = key
+    words: list[Array] = []
+    for i in range(calls):
+        words.extend(threefry2x32(k0, k1, base + _u32(i), jnp.full(shape, colour, jnp.uint32)))
+    return words
+
+
+def bernoulli_lanes(
+    high: UInt32[Array, "*s batch"],
+    low: UInt32[Array, "*s batch"],
+    limits: UInt32[Array, "4 batch"],
+    words: list[UInt32[Array, "*s batch"]],
+) -> UInt32[Array, "*s batch"]:
+    """Bit-sliced Bernoulli decisions: bit ``t`` of the result is 1 with probability ``p_hi``
+    where bit ``t`` of ``high`` is set and ``p_lo`` where that of ``low`` is (disjoint
+    masks), independently per lane; 0 elsewhere. ``limits``: :func:`thresholds` of each
+    chain; ``words``: :data:`RANDOM_WORDS` random words. See the module docstring.
+    """
+    lead_hi, lead_lo, rest_hi, rest_lo = (limits[i] for i in range(4))
+    zero, one = _u32(0), _u32(1)
+    accept = jnp.zeros_like(high)
+    undecided = high | low
+    # Bit i of each lane's u against bit i of its p, most significant first: a lane is
+    # decided at the first bit where they differ (u has 0 where p has 1: u < p, accept).
+    for i in range(LEADING_BITS):
+        shift = _u32(LEADING_BITS - 1 - i)
+        target = (high & (zero - ((lead_hi >> shift) & one))) | (
+            low & (zero - ((lead_lo >> shift) & one))
+        )
+        u = words[i]
+        accept = accept | (undecided & target & ~u)
+        undecided = undecided & ~(u ^ target)
+    # A lane still undecided (probability 2^-8) has u in [p_8, p_8 + 2^-8), p_8 = p's leading
+    # bits: accept with probability frac(p 2^8), from a fresh 16-bit uniform, lowest first.
+    for j in range(SPARE_LANES):
+        lowest = undecided & (zero - undecided)
+        word = words[LEADING_BITS + j // 2]
+        u = (word >> _u32(16)) if j % 2 else (word & _u32(0xFFFF))
+        ok_hi = zero - (u < rest_hi).astype(jnp.uint32)
+        ok_lo = zero - (u < rest_lo).astype(jnp.uint32)
+        accept = accept | (lowest & ((high & ok_hi) | (low & ok_lo)))
+        undecided = undecided ^ lowest
+    # More than SPARE_LANES undecided lanes in one word (probability < 2^-25 for any lane):
+    # the rest take the likelier outcome, accepted where frac(p 2^8) >= 1/2.
+    half = _u32(1 << 15)
+    likely = (high & (zero - (rest_hi >= half).astype(jnp.uint32))) | (
+        low & (zero - (rest_lo >= half).astype(jnp.uint32))
+    )
+    return accept | (undecided & likely)
+
+
 Carry = tuple[Array, Array, Array, Array, Array]
 
 
-def _sweep(layout: PackedLayout, limits: tuple[Array, Array], carry: Carry) -> Carry:
+def _sweep(layout: PackedLayout, limits: Array, carry: Carry) -> Carry:
     """One sweep (colour 0, then colour 1) of every chain; counts the flips per word."""
     black, white, k0, k1, flips = carry
     new_black = _half_sweep(layout, black, white, limits, (k0, k1), 0)
@@ -342,7 +418,7 @@ def _sweep(layout: PackedLayout, limits: tuple[Array, Array], carry: Carry) -> C
 
 def run_sweeps(
     layout: PackedLayout,
-    limits: tuple[UInt32[Array, " batch"], UInt32[Array, " batch"]],
+    limits: UInt32[Array, "4 batch"],
     carry: Carry,
     n_sweeps: Int[Array, ""] | int,
 ) -> Carry:
@@ -368,11 +444,17 @@ def run_sweeps(
 
 __all__ = [
     "GPU_UNROLL",
+    "LEADING_BITS",
+    "PROBABILITY_ERROR",
+    "RANDOM_WORDS",
+    "SPARE_LANES",
     "PackedLayout",
+    "bernoulli_lanes",
     "key_words",
     "layout_for",
     "pack",
     "packed_width",
+    "random_words",
     "rewrap_keys",
     "run_sweeps",
     "supports_key",
