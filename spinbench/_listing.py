@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._atomic import write_json_atomic
 from . import _registry
+from ._atomic import write_json_atomic
 from ._registry import DISABLE_AUTOLOAD_ENV, KINDS, get_registry
 from ._version import __version__
 
