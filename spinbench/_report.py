@@ -22,7 +22,7 @@ import pandas as pd
 from ._analysis import exact_where_known, measure
 from ._atomic import atomic_directory, write_text_atomic
 from ._errors import ReportError
-from ._grid import GridError, GridSpec, ModelSpec, parse_grid
+from ._grid import GridError, GridSpec, ModelSpec, is_reconstructed, parse_grid
 from ._plan import Plan, make_plan
 from ._run_folder import FLAGGED_STATUSES, RunFolder, flagged_rows, rows_to_table
 from ._samples import DamagedSamples, Samples
@@ -129,6 +129,7 @@ def efficiency(table: pd.DataFrame) -> pd.DataFrame:
     their flag."""
     energy = table[(table["observable"] == "energy") & (table["status"] != "failed")]
     energy = energy[energy["z"].notna() & energy["ess_per_second"].notna()]
+    energy = energy[~energy["method"].map(is_reconstructed)]  # diagnostics, not samplers
     lines = []
     keys = ["model", "size", "boundary", "options", "T"]
     for (model, size, boundary, options, T), group in energy.fillna({"options": ""}).groupby(
@@ -158,6 +159,38 @@ def efficiency(table: pd.DataFrame) -> pd.DataFrame:
                 ),
             }
         )
+    return pd.DataFrame(lines)
+
+
+def overfitting(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model and generator with reconstructed rows: the energy's mean |z| against the
+    exact value and the mean ``reconstruction_error`` of the configurations it trained on and
+    of held-out ones. A network that reconstructs its training configurations better than
+    held-out ones has learnt them, not only their distribution."""
+    rebuilt = table[table["method"].map(is_reconstructed) & (table["status"] != "failed")]
+    lines = []
+    keys = ["model", "size", "boundary", "options"]
+    for (model, size, boundary, options), group in rebuilt.fillna({"options": ""}).groupby(
+        keys, sort=False
+    ):
+        bases = dict.fromkeys(str(m).partition(":reconstructed-")[0] for m in group["method"])
+        for base in bases:
+            line: dict[str, Any] = {
+                "model": model,
+                "size": size,
+                "boundary": boundary,
+                "options": options,
+                "generator": base,
+            }
+            for which, title in (("train", "train"), ("heldout", "held-out")):
+                rows = group[group["method"] == f"{base}:reconstructed-{which}"]
+                zs = _abs_z(rows[rows["observable"] == "energy"])
+                error = rows[rows["observable"] == "reconstruction_error"]["estimate"]
+                line[f"energy abs(z), {title}"] = zs.mean() if len(zs) else np.nan
+                line[f"reconstruction error, {title}"] = (
+                    error.astype(float).mean() if len(error) else np.nan
+                )
+            lines.append(line)
     return pd.DataFrame(lines)
 
 
@@ -227,6 +260,20 @@ def summary_text(table: pd.DataFrame, missing: list[str], total: int, problems: 
             "share of the time).",
             "",
             _markdown(_shown(ranked.sort_values(["model", "size", "T"], kind="stable"))),
+            "",
+        ]
+    rebuilt = overfitting(table) if len(table) else pd.DataFrame()
+    if len(rebuilt):
+        text += [
+            "## The networks at training time: reconstructed configurations",
+            "",
+            "Reference configurations passed through each network (encode, then decode): those",
+            "it trained on and held-out ones it never saw (rows `<generator>:reconstructed-train`",
+            "and `:reconstructed-heldout`; the paper's red markers). Mean abs(z) of the energy",
+            "against the exact value, and the mean share of sites the reconstruction changes.",
+            "Diagnostics, not samplers: they are left out of the efficiency ranking.",
+            "",
+            _markdown(_shown(rebuilt)),
             "",
         ]
     flagged = [f"- {line}" for line in flagged_rows(table)]
@@ -308,7 +355,9 @@ class _Figures:
         import matplotlib.pyplot as plt
 
         name = f"figure2-{spec.label()}.png"
-        methods = list(dict.fromkeys(rows["method"]))
+        every = list(dict.fromkeys(map(str, rows["method"])))
+        methods = [m for m in every if not is_reconstructed(m)]
+        rebuilt = [m for m in every if is_reconstructed(m)]
         hist_temps = list(spec.histogram_temps) or [float(spec.temps[len(spec.temps) // 2])]
         figure, axes = plt.subplots(
             1, 2 + len(hist_temps), figsize=(4.2 * (2 + len(hist_temps)), 3.8), squeeze=False
@@ -350,6 +399,22 @@ class _Figures:
                     color=f"C{index}",
                     alpha=1.0 - 0.25 * (r - 1),
                 )
+        for method in rebuilt:  # the paper's red markers: the networks at training time
+            base, _, which = method.partition(":reconstructed-")
+            index = methods.index(base) if base in methods else len(methods)
+            ok = rows[(rows["method"] == method) & (rows["status"] != "failed")]
+            energy = ok[ok["observable"] == "energy"].sort_values("T")
+            energy_axis.errorbar(
+                energy["T"],
+                energy["estimate"],
+                yerr=energy["stderr"],
+                fmt=markers[index % 8],
+                ms=5 if which == "train" else 6,
+                capsize=2,
+                color="red",
+                mfc="red" if which == "train" else "none",
+                label=f"{base}, reconstructed ({'train' if which == 'train' else 'held-out'})",
+            )
         if exact is not None and exact.correlation is not None and exact.distances is not None:
             for j in range(min(3, len(exact.distances))):
                 correlation_axis.plot(dense, exact.correlation[:, j], "g-", lw=1)
@@ -394,7 +459,8 @@ class _Figures:
         at_tc = int(np.argmin(np.abs(spec.temps - critical)))
         above = [i for i, T in enumerate(spec.temps) if critical * 1.15 < T]
         columns = [at_tc] + ([above[0]] if above else [])
-        loaded = [(m, self.samples(spec, m, name)) for m in dict.fromkeys(rows["method"])]
+        shown = [m for m in dict.fromkeys(map(str, rows["method"])) if not is_reconstructed(m)]
+        loaded = [(m, self.samples(spec, m, name)) for m in shown]
         methods = [(m, s) for m, s in loaded if s is not None]
         if not methods:
             self.problems.append(f"{name}: not drawn: no method's samples are there")
@@ -430,6 +496,7 @@ class _Figures:
         ``+reweight``, dotted ``+mcmc``."""
         import matplotlib.pyplot as plt
 
+        rows = rows[~rows["method"].map(is_reconstructed)]  # diagnostics, not samplers
         energy = rows[(rows["observable"] == "energy") & (rows["status"] != "failed")]
         free = rows[(rows["observable"] == "free_energy") & (rows["status"] != "failed")]
         if free.empty:
