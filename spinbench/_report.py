@@ -182,14 +182,29 @@ def overfitting(table: pd.DataFrame) -> pd.DataFrame:
                 "options": options,
                 "generator": base,
             }
-            for which, title in (("train", "train"), ("heldout", "held-out")):
-                rows = group[group["method"] == f"{base}:reconstructed-{which}"]
+            sets = {
+                which: group[group["method"] == f"{base}:reconstructed-{which}"]
+                for which in ("train", "heldout")
+            }
+            for which, rows in sets.items():
                 zs = _abs_z(rows[rows["observable"] == "energy"])
-                error = rows[rows["observable"] == "reconstruction_error"]["estimate"]
-                line[f"energy abs(z), {title}"] = zs.mean() if len(zs) else np.nan
-                line[f"reconstruction error, {title}"] = (
-                    error.astype(float).mean() if len(error) else np.nan
+                line[f"energy abs(z), {which}"] = zs.mean() if len(zs) else np.nan
+            errors = {
+                which: rows[rows["observable"] == "reconstruction_error"]
+                .set_index("T")[["estimate", "stderr"]]
+                .astype(float)
+                for which, rows in sets.items()
+            }
+            for which, error in errors.items():
+                line[f"reconstruction error, {which}"] = (
+                    error["estimate"].mean() if len(error) else np.nan
                 )
+            both = errors["train"].join(errors["heldout"], lsuffix="_train", how="inner")
+            gap = (both["estimate"] - both["estimate_train"]) / np.hypot(
+                both["stderr"], both["stderr_train"]
+            )
+            gap = gap[np.isfinite(gap)]
+            line["gap / stderr"] = gap.mean() if len(gap) else np.nan
             lines.append(line)
     return pd.DataFrame(lines)
 
@@ -270,7 +285,9 @@ def summary_text(table: pd.DataFrame, missing: list[str], total: int, problems: 
             "Reference configurations passed through each network (encode, then decode): those",
             "it trained on and held-out ones it never saw (rows `<generator>:reconstructed-train`",
             "and `:reconstructed-heldout`; the paper's red markers). Mean abs(z) of the energy",
-            "against the exact value, and the mean share of sites the reconstruction changes.",
+            "against the exact value; the mean share of sites the reconstruction changes, and",
+            "the held-out minus train difference of that share in units of its combined",
+            "standard error, averaged over temperatures (over-fitting: well above 4).",
             "Diagnostics, not samplers: they are left out of the efficiency ranking.",
             "",
             _markdown(_shown(rebuilt)),

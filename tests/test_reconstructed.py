@@ -152,7 +152,7 @@ def test_only_the_cells_that_ask_for_reconstructions_change_digest() -> None:
     on = make_plan(parse_grid(_grid('name = "vae"\nreconstructed = true')))
     assert [c.digest for c in plain.cells] == [c.digest for c in off.cells]
     changed = [c.id for c, d in zip(on.cells, plain.cells, strict=True) if c.digest != d.digest]
-    assert changed == ["ising1d-6-free-vae"]
+    assert changed == ["ising1d-6-vae"]
 
 
 def test_the_paper_preset_reconstructs_every_network() -> None:
