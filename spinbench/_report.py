@@ -200,10 +200,12 @@ def overfitting(table: pd.DataFrame) -> pd.DataFrame:
                     error["estimate"].mean() if len(error) else np.nan
                 )
             both = errors["train"].join(errors["heldout"], lsuffix="_train", how="inner")
-            gap = (both["estimate"] - both["estimate_train"]) / np.hypot(
-                both["stderr"], both["stderr_train"]
+            gaps = np.asarray(
+                (both["estimate"] - both["estimate_train"])
+                / np.hypot(both["stderr"], both["stderr_train"]),
+                float,
             )
-            gap = gap[np.isfinite(gap)]
+            gap = gaps[np.isfinite(gaps)]
             line["gap / stderr"] = gap.mean() if len(gap) else np.nan
             lines.append(line)
     return pd.DataFrame(lines)
