@@ -161,7 +161,7 @@ def test_the_paper_preset_reconstructs_every_network() -> None:
 
 
 # ---------------------------------------------------------------------------- runs
-#: A dense VAE trained long on 32 configurations of a 6x6 torus at T = 3 (all distinct): it
+#: A dense VAE trained long on 16 configurations of a 6x6 torus at T = 3 (all distinct): it
 #: learns them, so it reconstructs them far better than held-out ones.
 OVERFIT_GRID = """
 seed = 0
@@ -170,7 +170,7 @@ samples = 400
 [reference]
 chains = 4
 warmup = 100
-sweeps = 80
+sweeps = 40
 every = 10
 
 [[models]]
