@@ -341,6 +341,12 @@ def _histogram_bins(model: Any, T: float, energies: list[np.ndarray]) -> Any:
     return 30
 
 
+def _colour(index: int) -> str:
+    """The ``index``-th method's colour: matplotlib's cycle without its red, which marks
+    reconstructed rows."""
+    return [f"C{i}" for i in range(10) if i != 3][index % 9]
+
+
 def _legend(axis: Any, size: int) -> None:
     """A legend where the panel has labelled artists (an empty one only warns)."""
     if axis.get_legend_handles_labels()[0]:
@@ -400,6 +406,7 @@ class _Figures:
                 fmt=markers[index % 8],
                 ms=4,
                 capsize=2,
+                color=_colour(index),
                 label=method,
             )
             correlation = ok[(ok["observable"] == "correlation")]
@@ -415,16 +422,19 @@ class _Figures:
                     ms=3,
                     capsize=2,
                     label=f"{method} r={r}" if index == 0 or r == 1 else None,
-                    color=f"C{index}",
+                    color=_colour(index),
                     alpha=1.0 - 0.25 * (r - 1),
                 )
-        for method in rebuilt:  # the paper's red markers: the networks at training time
+        # The paper's red markers (the networks at training time), train and held-out set a
+        # little apart in T so that both show.
+        shift = 0.006 * float(np.ptp(spec.temps))
+        for method in rebuilt:
             base, _, which = method.partition(":reconstructed-")
             index = methods.index(base) if base in methods else len(methods)
             ok = rows[(rows["method"] == method) & (rows["status"] != "failed")]
             energy = ok[ok["observable"] == "energy"].sort_values("T")
             energy_axis.errorbar(
-                energy["T"],
+                energy["T"] + (-shift if which == "train" else shift),
                 energy["estimate"],
                 yerr=energy["stderr"],
                 fmt=markers[index % 8],
@@ -439,7 +449,7 @@ class _Figures:
                 correlation_axis.plot(dense, exact.correlation[:, j], "g-", lw=1)
         energy_axis.set(xlabel="T", ylabel="E / N", title=f"{model.name} {model.size}: energy")
         correlation_axis.set(xlabel="T", ylabel="<s_i s_i+r>", title="correlation, r = 1, 2, 3")
-        _legend(energy_axis, 7)
+        _legend(energy_axis, 6 if rebuilt else 7)
         _legend(correlation_axis, 6)
         loaded = {m: self.samples(spec, m, name) for m in methods}
         for axis, T in zip(axes[0, 2:], hist_temps, strict=True):
@@ -458,7 +468,7 @@ class _Figures:
                         bins=bins,
                         density=True,
                         histtype="step",
-                        color=f"C{m_index}",
+                        color=_colour(m_index),
                         label=method,
                     )
             axis.set(xlabel="E / N", ylabel="density", title=f"energy histogram, T = {T_used:.3g}")
