@@ -129,7 +129,7 @@ def efficiency(table: pd.DataFrame) -> pd.DataFrame:
     their flag."""
     energy = table[(table["observable"] == "energy") & (table["status"] != "failed")]
     energy = energy[energy["z"].notna() & energy["ess_per_second"].notna()]
-    energy = energy[~energy["method"].map(is_reconstructed)]  # diagnostics, not samplers
+    energy = energy[~_reconstructed(energy)]  # diagnostics, not samplers
     lines = []
     keys = ["model", "size", "boundary", "options", "T"]
     for (model, size, boundary, options, T), group in energy.fillna({"options": ""}).groupby(
@@ -162,12 +162,19 @@ def efficiency(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
+def _reconstructed(table: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of a table's reconstructed rows (empty tables included)."""
+    return np.array([is_reconstructed(str(m)) for m in table["method"]], bool)
+
+
 def overfitting(table: pd.DataFrame) -> pd.DataFrame:
     """Per model and generator with reconstructed rows: the energy's mean |z| against the
     exact value and the mean ``reconstruction_error`` of the configurations it trained on and
     of held-out ones. A network that reconstructs its training configurations better than
     held-out ones has learnt them, not only their distribution."""
-    rebuilt = table[table["method"].map(is_reconstructed) & (table["status"] != "failed")]
+    rebuilt = table[_reconstructed(table) & (table["status"] != "failed").to_numpy()]
+    if rebuilt.empty:
+        return pd.DataFrame()
     lines = []
     keys = ["model", "size", "boundary", "options"]
     for (model, size, boundary, options), group in rebuilt.fillna({"options": ""}).groupby(
@@ -525,7 +532,7 @@ class _Figures:
         ``+reweight``, dotted ``+mcmc``."""
         import matplotlib.pyplot as plt
 
-        rows = rows[~rows["method"].map(is_reconstructed)]  # diagnostics, not samplers
+        rows = rows[~_reconstructed(rows)]  # diagnostics, not samplers
         energy = rows[(rows["observable"] == "energy") & (rows["status"] != "failed")]
         free = rows[(rows["observable"] == "free_energy") & (rows["status"] != "failed")]
         if free.empty:
