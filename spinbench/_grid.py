@@ -49,6 +49,25 @@ class ModelSpec:
         return f"{self.name}-{self.size}{boundary}{options}"
 
 
+#: Suffixes of the method labels of reconstructed rows (``reconstructed = true`` in a
+#: generator's ``[[methods]]`` table): the observables of configurations passed through the
+#: trained network (encode, then decode), the paper's red markers in Figure 2. ``train``:
+#: the configurations it trained on; ``heldout``: an independent block of reference
+#: configurations, drawn like the training data but from another random stream.
+RECONSTRUCTED = ("reconstructed-train", "reconstructed-heldout")
+
+
+def reconstructed_label(method: str, which: str) -> str:
+    """The method label of ``method``'s reconstructed rows, ``which`` = "train" or
+    "heldout": ``vae:reconstructed-train``."""
+    return f"{method}:reconstructed-{which}"
+
+
+def is_reconstructed(method: str) -> bool:
+    """Whether a method label is that of reconstructed rows (diagnostics, not a sampler)."""
+    return any(str(method).endswith(f":{suffix}") for suffix in RECONSTRUCTED)
+
+
 #: The corrections a grid may ask of a generator with a density (``corrections = [...]`` in
 #: its ``[[methods]]`` table): rows ``<name>+reweight`` and ``<name>+mcmc``.
 CORRECTIONS = ("reweight", "mcmc")
@@ -66,6 +85,9 @@ class MethodSpec:
     corrections: tuple[str, ...] = ()
     #: Run only where a plugin provides it (``optional = true``), else left out with a note.
     optional: bool = False
+    #: Rows ``<name>:reconstructed-train`` and ``<name>:reconstructed-heldout``
+    #: (``reconstructed = true``; generators with an encoder): see :data:`RECONSTRUCTED`.
+    reconstructed: bool = False
 
 
 @dataclass(frozen=True)
@@ -288,7 +310,18 @@ def parse_grid(text: str, source: str = "<grid>") -> GridSpec:
                 index,
             )
             continue
-        methods.append(MethodSpec(name.lower(), options, index, tuple(corrections), optional))
+        reconstructed = options.pop("reconstructed", False)
+        if not isinstance(reconstructed, bool):
+            fail(
+                "reconstructed",
+                f"must be true or false, got {toml_spelling(reconstructed)}",
+                "methods",
+                index,
+            )
+            continue
+        methods.append(
+            MethodSpec(name.lower(), options, index, tuple(corrections), optional, reconstructed)
+        )
     names = [m.name for m in methods]
     for model in models:
         for wanted in model.methods or ():

@@ -25,7 +25,14 @@ from typing import Any, Literal
 from ._errors import OptionError
 from ._grid import GridSpec, MethodSpec, ModelSpec, raise_problems, toml_spelling
 from ._methods import options_of
-from ._registry import RegistryError, get_method, get_model, get_sampler
+from ._registry import (
+    RegistryError,
+    get_generator,
+    get_method,
+    get_model,
+    get_registry,
+    get_sampler,
+)
 from ._resources import generator_memory, memory_problem, sampler_memory
 from ._run_folder import CELL_FORMAT_VERSION
 from .models._base import AbstractModel, ModelError
@@ -322,8 +329,11 @@ def _check_crossings(
                     "of this model's methods",
                     *where,
                 )
-            elif method_spec.corrections:
-                _check_corrections(check, method_spec, method, kinds, model, described)
+            else:
+                if method_spec.corrections:
+                    _check_corrections(check, method_spec, method, kinds, model, described)
+                if method_spec.reconstructed:
+                    _check_reconstructed(check, method_spec, method, kinds, model, described)
 
 
 def _check_corrections(
@@ -351,6 +361,45 @@ def _check_corrections(
             f"{problem}",
             *where,
         )
+
+
+def _check_reconstructed(
+    check: _Checker,
+    method_spec: MethodSpec,
+    method: Any,
+    kinds: dict[str, str],
+    model: AbstractModel,
+    described: str,
+) -> None:
+    """Reconstructed rows need a generator with an encoder on the model."""
+    where = ("methods", method_spec.index)
+    if kinds[method_spec.name] == "generators":
+        problem = method.reconstruction_problem(model)
+        if problem is None:
+            return
+        why = f"{method_spec.name} cannot reconstruct configurations of {described}: {problem}"
+    else:
+        why = f"{method_spec.name} is a sampler, with no network to pass configurations through"
+    allowed = _encoder_generators(model)
+    check.fail(
+        "reconstructed",
+        f"{why}; reconstructed = true needs a generator with an encoder"
+        + (f" ({', '.join(allowed)} on {described})" if allowed else ""),
+        *where,
+    )
+
+
+def _encoder_generators(model: AbstractModel) -> list[str]:
+    """The registered generators that, with their default options, reconstruct ``model``."""
+    names = []
+    for name in get_registry().names("generators"):
+        try:
+            generator = get_generator(name).from_options()  # type: ignore[attr-defined]
+            if generator.reconstruction_problem(model) is None:
+                names.append(name)
+        except Exception:  # a plugin generator that cannot be built bare is not listed
+            continue
+    return names
 
 
 def _kept_per_temperature(sampler: Any) -> int | None:
@@ -384,6 +433,8 @@ def _cell_digests(plan: Plan) -> None:
                 "method": {"name": method_spec.name, "kind": kind, "settings": method.settings()},
                 "corrections": list(method_spec.corrections),
             }
+            if method_spec.reconstructed:  # only when on: other grids keep their digests
+                payload["reconstructed"] = True
             if kind == "generators":
                 payload["samples"] = spec.samples
             plan.cells.append(Cell(entry, method_spec, digest(payload)))

@@ -25,7 +25,7 @@ from . import _html
 from ._analysis import exact_where_known, measure
 from ._atomic import atomic_directory, write_text_atomic
 from ._errors import ReportError
-from ._grid import GridError, GridSpec, ModelSpec, parse_grid
+from ._grid import GridError, GridSpec, ModelSpec, is_reconstructed, parse_grid
 from ._plan import Plan, make_plan
 from ._run_folder import FLAGGED_STATUSES, RunFolder, flagged_rows, rows_to_table
 from ._samples import DamagedSamples, Samples
@@ -136,6 +136,7 @@ def efficiency(table: pd.DataFrame) -> pd.DataFrame:
     their flag."""
     energy = table[(table["observable"] == "energy") & (table["status"] != "failed")]
     energy = energy[energy["z"].notna() & energy["ess_per_second"].notna()]
+    energy = energy[~_reconstructed(energy)]  # diagnostics, not samplers
     lines = []
     keys = ["model", "size", "boundary", "options", "T"]
     for (model, size, boundary, options, T), group in energy.fillna({"options": ""}).groupby(
@@ -165,6 +166,62 @@ def efficiency(table: pd.DataFrame) -> pd.DataFrame:
                 ),
             }
         )
+    return pd.DataFrame(lines)
+
+
+def _reconstructed(table: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of a table's reconstructed rows (empty tables included)."""
+    return np.array([is_reconstructed(str(m)) for m in table["method"]], bool)
+
+
+def overfitting(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model and generator with reconstructed rows: the energy's mean |z| against the
+    exact value and the mean ``reconstruction_error`` of the configurations it trained on and
+    of held-out ones. A network that reconstructs its training configurations better than
+    held-out ones has learnt them, not only their distribution."""
+    rebuilt = table[_reconstructed(table) & (table["status"] != "failed").to_numpy()]
+    if rebuilt.empty:
+        return pd.DataFrame()
+    lines = []
+    keys = ["model", "size", "boundary", "options"]
+    for (model, size, boundary, options), group in rebuilt.fillna({"options": ""}).groupby(
+        keys, sort=False
+    ):
+        bases = dict.fromkeys(str(m).partition(":reconstructed-")[0] for m in group["method"])
+        for base in bases:
+            line: dict[str, Any] = {
+                "model": model,
+                "size": size,
+                "boundary": boundary,
+                "options": options,
+                "generator": base,
+            }
+            sets = {
+                which: group[group["method"] == f"{base}:reconstructed-{which}"]
+                for which in ("train", "heldout")
+            }
+            for which, rows in sets.items():
+                zs = _abs_z(rows[rows["observable"] == "energy"])
+                line[f"energy abs(z), {which}"] = zs.mean() if len(zs) else np.nan
+            errors = {
+                which: rows[rows["observable"] == "reconstruction_error"]
+                .set_index("T")[["estimate", "stderr"]]
+                .astype(float)
+                for which, rows in sets.items()
+            }
+            for which, error in errors.items():
+                line[f"reconstruction error, {which}"] = (
+                    error["estimate"].mean() if len(error) else np.nan
+                )
+            both = errors["train"].join(errors["heldout"], lsuffix="_train", how="inner")
+            gaps = np.asarray(
+                (both["estimate"] - both["estimate_train"])
+                / np.hypot(both["stderr"], both["stderr_train"]),
+                float,
+            )
+            gap = gaps[np.isfinite(gaps)]
+            line["gap / stderr"] = gap.mean() if len(gap) else np.nan
+            lines.append(line)
     return pd.DataFrame(lines)
 
 
@@ -234,6 +291,22 @@ def summary_text(table: pd.DataFrame, missing: list[str], total: int, problems: 
             "share of the time).",
             "",
             _markdown(_shown(ranked.sort_values(["model", "size", "T"], kind="stable"))),
+            "",
+        ]
+    rebuilt = overfitting(table) if len(table) else pd.DataFrame()
+    if len(rebuilt):
+        text += [
+            "## The networks at training time: reconstructed configurations",
+            "",
+            "Reference configurations passed through each network (encode, then decode): those",
+            "it trained on and held-out ones it never saw (rows `<generator>:reconstructed-train`",
+            "and `:reconstructed-heldout`; the paper's red markers). Mean abs(z) of the energy",
+            "against the exact value; the mean share of sites the reconstruction changes, and",
+            "the held-out minus train difference of that share in units of its combined",
+            "standard error, averaged over temperatures (over-fitting: well above 4).",
+            "Diagnostics, not samplers: they are left out of the efficiency ranking.",
+            "",
+            _markdown(_shown(rebuilt)),
             "",
         ]
     flagged = [f"- {line}" for line in flagged_rows(table)]
@@ -313,6 +386,12 @@ def _histogram_panel(
     return edges, mass / np.diff(edges)
 
 
+def _colour(index: int) -> str:
+    """The ``index``-th method's colour: matplotlib's cycle without its red, which marks
+    reconstructed rows."""
+    return [f"C{i}" for i in range(10) if i != 3][index % 9]
+
+
 def _legend(axis: Any, size: int) -> None:
     """A legend where the panel has labelled artists (an empty one only warns)."""
     if axis.get_legend_handles_labels()[0]:
@@ -346,7 +425,9 @@ class _Figures:
         import matplotlib.pyplot as plt
 
         name = f"figure2-{spec.label()}.png"
-        methods = list(dict.fromkeys(rows["method"]))
+        every = list(dict.fromkeys(map(str, rows["method"])))
+        methods = [m for m in every if not is_reconstructed(m)]
+        rebuilt = [m for m in every if is_reconstructed(m)]
         hist_temps = list(spec.histogram_temps) or [float(spec.temps[len(spec.temps) // 2])]
         figure, axes = plt.subplots(
             1, 2 + len(hist_temps), figsize=(4.2 * (2 + len(hist_temps)), 3.8), squeeze=False
@@ -370,6 +451,7 @@ class _Figures:
                 fmt=markers[index % 8],
                 ms=4,
                 capsize=2,
+                color=_colour(index),
                 label=method,
             )
             correlation = ok[(ok["observable"] == "correlation")]
@@ -385,9 +467,28 @@ class _Figures:
                     ms=3,
                     capsize=2,
                     label=f"{method} r={r}" if index == 0 or r == 1 else None,
-                    color=f"C{index}",
+                    color=_colour(index),
                     alpha=1.0 - 0.25 * (r - 1),
                 )
+        # The paper's red markers (the networks at training time), train and held-out set a
+        # little apart in T so that both show.
+        shift = 0.006 * float(np.ptp(spec.temps))
+        for method in rebuilt:
+            base, _, which = method.partition(":reconstructed-")
+            index = methods.index(base) if base in methods else len(methods)
+            ok = rows[(rows["method"] == method) & (rows["status"] != "failed")]
+            energy = ok[ok["observable"] == "energy"].sort_values("T")
+            energy_axis.errorbar(
+                energy["T"] + (-shift if which == "train" else shift),
+                energy["estimate"],
+                yerr=energy["stderr"],
+                fmt=markers[index % 8],
+                ms=5 if which == "train" else 6,
+                capsize=2,
+                color="red",
+                mfc="red" if which == "train" else "none",
+                label=f"{base}, reconstructed ({'train' if which == 'train' else 'held-out'})",
+            )
         if exact is not None and exact.correlation is not None and exact.distances is not None:
             for j in range(min(3, len(exact.distances))):
                 correlation_axis.plot(dense, exact.correlation[:, j], "g-", lw=1)
@@ -400,7 +501,7 @@ class _Figures:
         correlation_axis.set(
             xlabel="T", ylabel=pair, title="correlation at distance r = 1, 2, 3 (lines: exact)"
         )
-        _legend(energy_axis, 7)
+        _legend(energy_axis, 6 if rebuilt else 7)
         _legend(correlation_axis, 6)
         loaded = {m: self.samples(spec, m, name) for m in methods}
         for axis, T in zip(axes[0, 2:], hist_temps, strict=True):
@@ -419,7 +520,7 @@ class _Figures:
                         bins=bins,
                         density=True,
                         histtype="step",
-                        color=f"C{m_index}",
+                        color=_colour(m_index),
                         label=method,
                     )
             if exact_density is not None:
@@ -445,7 +546,8 @@ class _Figures:
         at_tc = int(np.argmin(np.abs(spec.temps - critical)))
         above = [i for i, T in enumerate(spec.temps) if critical * 1.15 < T]
         columns = [at_tc] + ([above[0]] if above else [])
-        loaded = [(m, self.samples(spec, m, name)) for m in dict.fromkeys(rows["method"])]
+        shown = [m for m in dict.fromkeys(map(str, rows["method"])) if not is_reconstructed(m)]
+        loaded = [(m, self.samples(spec, m, name)) for m in shown]
         methods = [(m, s) for m, s in loaded if s is not None]
         if not methods:
             self.problems.append(f"{name}: not drawn: no method's samples are there")
@@ -481,6 +583,7 @@ class _Figures:
         ``+reweight``, dotted ``+mcmc``."""
         import matplotlib.pyplot as plt
 
+        rows = rows[~_reconstructed(rows)]  # diagnostics, not samplers
         energy = rows[(rows["observable"] == "energy") & (rows["status"] != "failed")]
         free = rows[(rows["observable"] == "free_energy") & (rows["status"] != "failed")]
         if free.empty:

@@ -33,9 +33,10 @@ import jax
 import numpy as np
 import pandas as pd
 
-from ._analysis import analyse, exact_where_known, measure, relative_error
+from . import stats
+from ._analysis import analyse, exact_where_known, measure, records_of, relative_error
 from ._atomic import write_json_atomic
-from ._grid import CORRECTIONS, GridSpec, parse_grid
+from ._grid import CORRECTIONS, GridSpec, is_reconstructed, parse_grid, reconstructed_label
 from ._metrics import compare_energy_histograms, state_kl
 from ._plan import Cell, Plan, make_plan
 from ._report import write_report
@@ -383,6 +384,8 @@ class Runner:
             labelled = {cell.method.name: (records, run.train_time, run.sample_time)}
             if run.trained is not None:
                 labelled.update(self.corrections(cell, model, run, exact, extra_samples))
+                if cell.method.reconstructed:
+                    labelled.update(self.reconstructions(cell, model, run, exact))
             wall = time.perf_counter() - start
             if plan.reuses_reference(cell):
                 wall += run.sample_time
@@ -394,7 +397,8 @@ class Runner:
                     self._row({**base, "method": label}, {**r, **costs}, wall, model.J)
                     for r in kept
                 ]
-                _ess_per_second(label_rows, len(cell.model.temps))
+                if not is_reconstructed(label):  # diagnostics: never ranked by ESS/s
+                    _ess_per_second(label_rows, len(cell.model.temps))
                 rows += label_rows
                 rows += [
                     self._row(
@@ -472,6 +476,67 @@ class Runner:
             for record in records:
                 record["method"] = label
             out[label] = (records, run.train_time, sample_time)
+        return out
+
+    def heldout(self, label: str) -> Samples:
+        """Held-out configurations of the model labelled ``label``: the reference sampler run
+        again, with the same settings, from its own random stream (``heldout:<label>``), so no
+        network of the grid trained on them. Cached like the reference; made only for grids
+        that ask for reconstructed rows, so the other rows of a grid never change."""
+        plan = self.plan
+        cell = plan.reference_cell(label)
+        model = plan.models[label]
+        sampler = plan.reference
+        key = cell_key(self.spec.seed, f"heldout:{label}")
+
+        def produce() -> Samples:
+            return sampler.sample(
+                model, cell.model.temps, key=key, seed=self.spec.seed, progress=self.progress
+            )
+
+        samples, _ = cached(
+            self.folder.cache,
+            model.describe(),
+            cell.model.temps,
+            sampler.name,
+            sampler.settings(),
+            self.spec.seed,
+            produce,
+            stream=f"heldout:{label}",
+            report=self.log,
+        )
+        return samples
+
+    def reconstructions(
+        self, cell: Cell, model: AbstractModel, run: MethodRun, exact: ExactResult | None
+    ) -> dict[str, tuple[list[dict[str, Any]], float, float]]:
+        """Records of a generator's reconstructed rows, by method label, with their training
+        and reconstruction times: the reference configurations it trained on
+        (``<name>:reconstructed-train``) and held-out ones (``<name>:reconstructed-heldout``,
+        :meth:`heldout`) passed through its networks (encode, then decode), analysed like any
+        samples (the chain layout kept: the Γ-method sees the reference chains'
+        autocorrelation), plus ``reconstruction_error``, the mean share of each
+        configuration's spins the network changes. A failure gives one failed record."""
+        assert cell.method is not None and run.trained is not None
+        out: dict[str, tuple[list[dict[str, Any]], float, float]] = {}
+        for which in ("train", "heldout"):
+            label = reconstructed_label(cell.method.name, which)
+            start = time.perf_counter()
+            try:
+                data = self.reference(cell.label) if which == "train" else self.heldout(cell.label)
+                start = time.perf_counter()
+                key = cell_key(self.spec.seed, f"{cell.id}:{which}")
+                rebuilt = run.trained.reconstruct(data, key=key, method=label)
+                records = analyse(model, rebuilt, exact=exact)
+                records += _reconstruction_error(model, data, rebuilt, label)
+                records += self.distance_records(cell, model, rebuilt, run.failed_temps)
+            except Exception as error:  # this diagnostic's failure, recorded in its rows
+                reason = f"reconstruction failed: {type(error).__name__}: {error}"
+                self.log(f"cell {cell.id}: {label}: {reason}")
+                records = [{"T": None, "observable": None, "status": "failed", "reason": reason}]
+            for record in records:
+                record["method"] = label
+            out[label] = (records, run.train_time, time.perf_counter() - start)
         return out
 
     def _reference_wall(self, cell: Cell) -> float:
@@ -685,6 +750,24 @@ def _row_base(model: AbstractModel, method: str) -> dict[str, Any]:
         "options": model.options_label(),
         "method": method,
     }
+
+
+def _reconstruction_error(
+    model: AbstractModel, data: Samples, rebuilt: Samples, label: str
+) -> list[dict[str, Any]]:
+    """Records of ``reconstruction_error``: per configuration, the mean over sites of
+    ``(1 - s . s') / 2`` between a configuration and its reconstruction (the share of Ising
+    spins flipped; ``(1 - cos(theta - theta')) / 2`` for angles), with Γ-method errors over
+    the chains."""
+    a, b = np.asarray(data.states), np.asarray(rebuilt.states)
+    sites = tuple(range(3, a.ndim))
+    if model.spin_values is not None:
+        per_site = (a != b).mean(axis=sites)
+    else:
+        diff = a.astype(np.float64) - b.astype(np.float64)
+        per_site = ((1.0 - np.cos(diff)) / 2).mean(axis=sites)
+    estimates = {"reconstruction_error": stats.estimate(per_site)}
+    return records_of(model, np.asarray(data.temps, np.float64), estimates, label)
 
 
 def _describe(executor: Any) -> Any:

@@ -145,6 +145,13 @@ class AVBNet(eqx.Module):
     def decode(self, z: Float[Array, " latent"]) -> Float[Array, " c *lattice"]:
         return self.model.decode(z)
 
+    def posterior_draw(
+        self, x: Float[Array, " c *lattice"], *, key: PRNGKeyArray
+    ) -> Float[Array, " latent"]:
+        """``z = f(x, eps)`` with fresh noise ``eps ~ N(0, I)``: a draw from the implicit
+        q(z|x), as in a training step (for reconstructions)."""
+        return self.model.encode(x, jax.random.normal(key, (self.model.noise_dim,)))
+
 
 class AVBObjective(AbstractObjective):
     """Alternating updates of eq. (4) (discriminator) then eq. (5) (encoder and decoder), each

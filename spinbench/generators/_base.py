@@ -26,7 +26,14 @@ A subclass (a plugin author's generator) provides:
   ``ln p(z) + ln p(x|z) - ln r(z|x)`` for an auxiliary density ``r`` (its encoder, or the prior
   ``p(z)``): then ``w = exp(-E(x)/T - log q)`` is an exact importance weight for the Boltzmann
   distribution (``docs/results-corrected.md`` derives it), which the corrections
-  (reweighting, neural MCMC) and the variational free energy use.
+  (reweighting, neural MCMC) and the variational free energy use;
+* optionally an *encoder*: :meth:`AbstractGenerator.reconstruction_problem` returns None and
+  :meth:`AbstractGenerator.reconstruct` passes given configurations through the network
+  (encode, then decode), giving one reconstruction of each. The runner's
+  ``<name>:reconstructed-train`` and ``<name>:reconstructed-heldout`` rows (the paper's red
+  markers, ``reconstructed = true`` in a grid) measure over-fitting with it. The built-in
+  VAEs draw ``z ~ q(z|x)`` as a training step does, AVB ``z = f(x, eps)`` with fresh noise,
+  and both read the decoder's output out as generation does.
 
 :class:`TrainedGenerator` adds generation into :class:`~spinbench._samples.Samples` (the
 samplers' on-disk format), saving and loading (equinox serialisation, no pickle).
@@ -113,6 +120,19 @@ class AbstractGenerator(AbstractMethod):
         log density of each ``(temps, n)``: ``ln q(x)``, or for a latent-variable generator
         the augmented ``ln p(z) + ln p(x|z) - ln r(z|x)`` (see the module docstring)."""
         raise NotImplementedError(self.density_problem(model) or "no density")
+
+    def reconstruction_problem(self, model: AbstractModel) -> str | None:
+        """None if :meth:`reconstruct` works for ``model``, else why not. The default: no
+        encoder."""
+        return f"{self.name} has no encoder"
+
+    def reconstruct(
+        self, model: AbstractModel, params: PyTree, states: Array | np.ndarray, *, key: PRNGKeyArray
+    ) -> Array:
+        """One reconstruction (encode, then decode) of each configuration of ``states``
+        ``(temps, n, *lattice)`` by its temperature's network: ``(temps, n, *lattice)`` in the
+        model's dtype."""
+        raise NotImplementedError(self.reconstruction_problem(model) or "no encoder")
 
 
 @dataclasses.dataclass
@@ -240,6 +260,42 @@ class TrainedGenerator:
             settings=settings,
             seed=seed if seed is not None else self.seed,
             info=info,
+            provenance=record,
+        )
+
+    def reconstruct(
+        self, data: Samples, *, key: PRNGKeyArray, method: str | None = None
+    ) -> Samples:
+        """``data`` (at this generator's temperatures) passed through the networks: encode,
+        then decode (:meth:`AbstractGenerator.reconstruct`). The chain layout
+        ``(temps, chains, samples, *lattice)`` is kept, so the reconstructions of a correlated
+        chain are analysed as one. ``method`` labels the result (the generator's name by
+        default); diverged temperatures are marked as :meth:`generate` marks them.
+        :class:`~spinbench.UnsupportedModelError` for a generator without an encoder."""
+        problem = self.generator.reconstruction_problem(self.model)
+        if problem is not None:
+            raise UnsupportedModelError(problem)
+        temps = np.asarray(data.temps, np.float64)
+        if len(temps) != len(self.temps) or not np.allclose(temps, self.temps, rtol=1e-9):
+            raise ValueError(
+                f"the configurations are at temperatures {list(temps)}, the networks were "
+                f"trained at {list(self.temps)}"
+            )
+        states = np.asarray(data.states)
+        flat = states.reshape(states.shape[0], -1, *states.shape[3:])
+        drawn = self.generator.reconstruct(self.model, self.params, flat, key=key)
+        rebuilt = np.asarray(drawn).astype(self.model.dtype, copy=False).reshape(states.shape)
+        settings = self.generator.settings()
+        record = provenance(seed=self.seed, settings=settings)
+        record["reconstructed"] = {"from": data.method, "seed": data.seed}
+        return Samples(
+            states=rebuilt,
+            temps=temps,
+            model=self.model.describe(),
+            method=method or self.generator.name,
+            settings=settings,
+            seed=self.seed,
+            info={"diverged_step": np.asarray(self.diverged_step, np.int64)},
             provenance=record,
         )
 

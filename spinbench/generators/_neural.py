@@ -259,6 +259,67 @@ class AbstractNeuralGenerator(AbstractGenerator):
             self.symmetrized(model),
         )
 
+    # -- reconstructions
+    def reconstruction_problem(self, model: AbstractModel) -> str | None:
+        """None when the network has an encoder (a ``posterior_draw(x, *, key)`` method, as
+        the built-in VAEs and AVB have), else why not."""
+        problem = self.supports(model)
+        if problem is not None:
+            return problem
+        skeleton = eqx.filter_eval_shape(lambda: self.network(model, key=jax.random.key(0)))
+        if not callable(getattr(skeleton, "posterior_draw", None)):
+            return (
+                f"{self.name}'s network has no encoder (no posterior_draw method), so it cannot "
+                "reconstruct configurations"
+            )
+        return None
+
+    def reconstruct(
+        self, model: AbstractModel, params: PyTree, states: Array | np.ndarray, *, key: PRNGKeyArray
+    ) -> Array:
+        problem = self.reconstruction_problem(model)
+        if problem is not None:
+            raise UnsupportedModelError(f"{self.name}: {problem}")
+        states = jnp.asarray(states)
+        if states.ndim != 2 + len(model.shape) or tuple(states.shape[2:]) != tuple(model.shape):
+            raise ValueError(
+                f"states must be (temps, n, *{tuple(model.shape)}), got {tuple(states.shape)}"
+            )
+        return _reconstruct(self.output_likelihood(model), model, params, states, key)
+
+
+@eqx.filter_jit
+def _reconstruct(
+    likelihood: AbstractLikelihood,
+    model: AbstractModel,
+    params: PyTree,
+    states: Array,
+    key: PRNGKeyArray,
+) -> Array:
+    """Each configuration of ``states`` ``(temps, n, *lattice)`` encoded (``z`` drawn from
+    q(z|x)), decoded and read out by its temperature's network, in chunks of at most
+    GENERATE_CHUNK configurations (the last one padded)."""
+    n = states.shape[1]
+    chunk = min(n, GENERATE_CHUNK)
+    n_chunks = -(-n // chunk)
+    lattice = states.shape[2:]
+    pad = [(0, 0), (0, n_chunks * chunk - n)] + [(0, 0)] * len(lattice)
+    blocks = jnp.pad(states, pad, mode="edge").reshape(-1, n_chunks, chunk, *lattice)
+
+    def one_temperature(net: Any, x_t: Array, key_t: PRNGKeyArray) -> Array:
+        def block(args: tuple[Array, PRNGKeyArray]) -> Array:
+            x, k = args
+            kz, kr = jax.random.split(k)
+            z = jax.vmap(lambda xi, ki: net.posterior_draw(xi, key=ki))(
+                encode_spins(model, x), jax.random.split(kz, chunk)
+            )
+            return likelihood.to_spins(jax.vmap(net.decode)(z), key=kr, dtype=model.dtype)
+
+        out = lax.map(block, (x_t, jax.random.split(key_t, n_chunks)))
+        return out.reshape(n_chunks * chunk, *lattice)[:n]
+
+    return eqx.filter_vmap(one_temperature)(params, blocks, jax.random.split(key, len(blocks)))
+
 
 def _is_layer(node: Any) -> bool:
     return isinstance(node, eqx.nn.Linear | BoundaryConv)

@@ -39,6 +39,13 @@ class AbstractVAENet(eqx.Module):
     def decode(self, z: Float[Array, " latent"]) -> Float[Array, " c *lattice"]:
         """Raw decoder output for one latent vector (read by the likelihood)."""
 
+    def posterior_draw(
+        self, x: Float[Array, " c *lattice"], *, key: PRNGKeyArray
+    ) -> Float[Array, " latent"]:
+        """``z ~ q(z|x)``, reparametrised as in a training step (for reconstructions)."""
+        mu, logvar = self.encode(x)
+        return mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape)
+
 
 class ConvVAENet(AbstractVAENet):
     """Convolutional VAE: ConvStack -> dense (mu, logvar); dense -> TransposedConvStack."""
