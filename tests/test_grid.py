@@ -99,9 +99,8 @@ def test_presets_parse_and_are_listed() -> None:
 
 
 def test_unknown_preset_lists_the_valid_ones() -> None:
-    with pytest.raises(
-        GridError, match=r"valid presets: corrected, paper, quick\. Did you mean 'paper'"
-    ):
+    valid = r"valid presets: corrected, critical, critical-large, paper, quick\."
+    with pytest.raises(GridError, match=valid + r" Did you mean 'paper'"):
         load_preset("papr")
 
 

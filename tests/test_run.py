@@ -213,7 +213,7 @@ def test_run_errors_are_clear(tmp_path: Path) -> None:
     assert unknown.exit_code != 0
     assert "valid presets" in unknown.output
     bad = tmp_path / "bad.toml"
-    bad.write_text(TINY.format(bad="vea", bad_options=""))
+    bad.write_text(TINY.format(bad="vaee", bad_options=""))
     typo = runner.invoke(main, ["run", "--config", str(bad), "--out", str(tmp_path / "y")])
     assert typo.exit_code == 2
     assert "Did you mean 'vae'" in typo.output
