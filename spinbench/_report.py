@@ -213,7 +213,13 @@ def overfitting(table: pd.DataFrame) -> pd.DataFrame:
                 line[f"reconstruction error, {which}"] = (
                     error["estimate"].mean() if len(error) else np.nan
                 )
-            both = errors["train"].join(errors["heldout"], lsuffix="_train", how="inner")
+            both = errors["train"].merge(
+                errors["heldout"],
+                left_index=True,
+                right_index=True,
+                suffixes=("_train", ""),
+                how="inner",
+            )
             gaps = np.asarray(
                 (both["estimate"] - both["estimate_train"])
                 / np.hypot(both["stderr"], both["stderr_train"]),

@@ -122,7 +122,7 @@ def test_diverged_temperature_gives_a_reason_not_numbers() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "vea", "ising1d"], "Did you mean 'vae'"),
+        (["train", "vaee", "ising1d"], "Did you mean 'vae'"),
         (["train", "vae", "ising1d", "--option", "epoch=3"], "unknown option(s) 'epoch'"),
         (["train", "vae", "ising1d", "--option", "epochs"], "is not KEY=VALUE"),
         (["train", "vae", "xy1d", "--option", "likelihood=bernoulli"], "cannot learn xy1d"),
