@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import resource
 import subprocess
 import sys
@@ -49,14 +48,10 @@ DRAWS = 5000
 
 
 def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The machine, as ``spinbench bench`` names it (CPU model and cores, or the GPU)."""
+    from spinbench._throughput import machine
+
+    return machine()
 
 
 def _chain(method: str, L: int) -> dict[str, Any]:
