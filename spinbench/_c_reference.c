@@ -1,6 +1,6 @@
 /* A small C multi-spin reference for `spinbench bench`: the Metropolis checkerboard of the 2D
  * Ising model (J = 1, periodic L x L lattices), with an independent random number for every
- * decision. Written for spinbench (issue 17); spinbench builds it with the system C compiler.
+ * decision. spinbench builds it with the system C compiler.
  *
  * Layout (the one of spinbench's packed kernel, in 64-bit words): each colour c of the
  * checkerboard is an L x L/2 array; the spin of colour c in row x, column j is the site

@@ -4,7 +4,7 @@ with the system C compiler, cached, and driven as a child process.
 The program keeps its lattices between calls; each line ``N`` written to it runs ``N`` sweeps
 and it answers the seconds they took (its own monotonic clock, so the pipe is not timed) and
 the flips. Two rules (see the C source): ``"one"``, one uniform 32-bit number per decision
-(the rule spinbench's kernel had before issue 17), and ``"sliced"``, spinbench's bit-sliced
+(the plain multi-spin rule), and ``"sliced"``, spinbench's bit-sliced
 decisions in 64 lanes. Threads: OpenMP where the compiler has it, as many as the CPU has
 cores (as XLA uses).
 

@@ -254,28 +254,7 @@ class Runner:
                 f"the reference samples could not be made: {self._reference_failures[label]}"
             )
         if label not in self._references:
-            plan = self.plan
-            cell = plan.reference_cell(label)
-            model = plan.models[label]
-            sampler = plan.reference
-            key = cell_key(self.spec.seed, f"reference:{label}")
-
-            def produce() -> Samples:
-                return sampler.sample(
-                    model, cell.model.temps, key=key, seed=self.spec.seed, progress=self.progress
-                )
-
-            self._references[label], _ = cached(
-                self.folder.cache,
-                model.describe(),
-                cell.model.temps,
-                sampler.name,
-                sampler.settings(),
-                self.spec.seed,
-                produce,
-                stream=f"reference:{label}",
-                report=self.log,
-            )
+            self._references[label] = self._sample_reference(label, f"reference:{label}")
         return self._references[label]
 
     def run_reference(self, cell: Cell) -> dict[str, Any]:
@@ -483,11 +462,16 @@ class Runner:
         again, with the same settings, from its own random stream (``heldout:<label>``), so no
         network of the grid trained on them. Cached like the reference; made only for grids
         that ask for reconstructed rows, so the other rows of a grid never change."""
+        return self._sample_reference(label, f"heldout:{label}")
+
+    def _sample_reference(self, label: str, stream: str) -> Samples:
+        """The reference sampler's configurations of model ``label`` from random stream
+        ``stream``, made once and cached on disk."""
         plan = self.plan
         cell = plan.reference_cell(label)
         model = plan.models[label]
         sampler = plan.reference
-        key = cell_key(self.spec.seed, f"heldout:{label}")
+        key = cell_key(self.spec.seed, stream)
 
         def produce() -> Samples:
             return sampler.sample(
@@ -502,7 +486,7 @@ class Runner:
             sampler.settings(),
             self.spec.seed,
             produce,
-            stream=f"heldout:{label}",
+            stream=stream,
             report=self.log,
         )
         return samples

@@ -166,7 +166,7 @@ class Metropolis(AbstractChainSampler):
 
     def wide_vectors(self, model: AbstractModel) -> bool:
         """The packed kernel is integer arithmetic that XLA vectorises: on a CPU with 512-bit
-        vectors it measured ~2x faster with them (``docs/performance.md``, issue 17)."""
+        vectors it runs about 2x faster with them (``docs/performance.md``)."""
         return self.packed_layout(model) is not None
 
     def init_state(

@@ -42,7 +42,7 @@ more cheaply (``docs/performance.md`` has the measurements):
   and fuses into the update (no random array is stored). The words are still over half of
   the kernel's time; a cheaper generator was not taken: fewer rounds give up the margin that
   Salmon et al. recommend, and Philox or 64-bit mixers need multiplies that JAX's 32-bit
-  integers do not expose (``docs/performance.md``, issue 17).
+  integers do not expose (``docs/performance.md``).
 * **Many sweeps per call.** The sweeps run in one ``lax.fori_loop`` inside the caller's jit;
   on a GPU, small problems run several sweeps per loop iteration to amortise the per-
   iteration cost of the loop. Arrays are laid out ``(R, Ly/2, batch)`` with the chains
